@@ -1,0 +1,121 @@
+/* The operation interface: every computation of the model goes through one of
+ * these, so the model graph (host/train/model.c) is written once and runs on
+ * any backend. Two implementations: kernels/cpu (fp32, plain loops: the oracle)
+ * and kernels/cuda (the fast path).
+ *
+ * Conventions
+ * - Activations are token-packed: [T, H] with T the real tokens of the batch and
+ *   offsets[B+1] giving each sequence's first token (offsets[B] == T). Nothing
+ *   is padded. offsets, ids and other int arrays live in backend memory too.
+ * - Linear layers use PyTorch's [out, in] weight layout: y = x W^T + b.
+ * - Backward functions ACCUMULATE into parameter gradients (dW, db, dgamma...)
+ *   and OVERWRITE activation gradients (dx) unless they say otherwise.
+ * - Dropout: sites identify the place in the network; masks come from
+ *   include/simcse/rng.h and are regenerated, never stored. p == 0 means off. */
+#ifndef SIMCSE_OPS_H
+#define SIMCSE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint64_t seed;
+    uint32_t step;
+    uint32_t site;
+    float p;            /* drop probability; 0 disables */
+} simcse_dropout;
+
+typedef struct simcse_backend simcse_backend;
+struct simcse_backend {
+    const char *name;
+    void *ctx;
+
+    /* memory: sizes in bytes */
+    void *(*alloc)(simcse_backend *be, size_t bytes);   /* NULL + error when it does not fit */
+    void (*free)(simcse_backend *be, void *p);
+    void (*to_device)(simcse_backend *be, void *dst, const void *src, size_t bytes);
+    void (*to_host)(simcse_backend *be, void *dst, const void *src, size_t bytes);
+    void (*zero)(simcse_backend *be, void *p, size_t bytes);
+    void (*sync)(simcse_backend *be);
+
+    /* out[T,H] = word[ids] + pos[pos_ids] + type[type_ids]  (type_ids NULL: row 0) */
+    void (*embed_fwd)(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
+                      const int32_t *type_ids, const float *word, const float *pos, const float *type,
+                      int T, int H);
+    void (*embed_bwd)(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout,
+                      const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H);
+
+    /* out[N,O] = in[N,I] W[O,I]^T + b[O]  (b may be NULL) */
+    void (*linear_fwd)(simcse_backend *be, float *out, const float *in, const float *W, const float *b,
+                       int N, int I, int O);
+    /* din[N,I] = dout W (overwrite; din may be NULL); dW += dout^T in; db += sum_n dout (db may be NULL) */
+    void (*linear_bwd)(simcse_backend *be, float *din, float *dW, float *db, const float *dout,
+                       const float *in, const float *W, int N, int I, int O);
+
+    /* y = LayerNorm(x + residual) (residual may be NULL); saves mean and rstd [N] */
+    void (*layernorm_fwd)(simcse_backend *be, float *y, float *mean, float *rstd, const float *x,
+                          const float *residual, const float *g, const float *b, int N, int H, float eps);
+    /* dx = d(x+residual) (overwrite), dg += , db += */
+    void (*layernorm_bwd)(simcse_backend *be, float *dx, float *dg, float *db, const float *dy,
+                          const float *x, const float *residual, const float *mean, const float *rstd,
+                          const float *g, int N, int H);
+
+    /* exact (erf) GELU, in place allowed */
+    void (*gelu_fwd)(simcse_backend *be, float *y, const float *x, size_t n);
+    void (*gelu_bwd)(simcse_backend *be, float *dx, const float *dy, const float *x, size_t n);
+    void (*tanh_fwd)(simcse_backend *be, float *y, const float *x, size_t n);
+    /* dx = dy * (1 - y^2), from the output y */
+    void (*tanh_bwd)(simcse_backend *be, float *dx, const float *dy, const float *y, size_t n);
+
+    /* y = dropout(x) on a [rows, cols] matrix: element (r, c) uses rng row r, element c.
+     * The backward is the same function applied to the gradient. In place allowed. */
+    void (*dropout)(simcse_backend *be, float *y, const float *x, int rows, int cols, simcse_dropout d);
+
+    /* Self-attention over packed sequences. q, k, v, out: [T, heads*hd].
+     * lse[T*heads] (row log-sum-exp of the scaled scores) is saved for the backward.
+     * Probability dropout: rng row = token*heads + head, element = key position j in its sequence. */
+    void (*attention_fwd)(simcse_backend *be, float *out, float *lse, const float *q, const float *k,
+                          const float *v, const int32_t *offsets, int B, int T, int heads, int hd,
+                          simcse_dropout d);
+    void (*attention_bwd)(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v, const float *out,
+                          const float *lse, const int32_t *offsets, int B, int T, int heads, int hd,
+                          simcse_dropout d);
+
+    /* Pooling. out[B,H] = x[offsets[b]] (the first token) */
+    void (*pool_first_fwd)(simcse_backend *be, float *out, const float *x, const int32_t *offsets, int B, int H);
+    /* dx[first token of b] += dout[b] (accumulate; other rows untouched) */
+    void (*pool_first_bwd)(simcse_backend *be, float *dx, const float *dout, const int32_t *offsets, int B, int H);
+    /* out[B,H] = mean over the tokens of each sequence */
+    void (*pool_mean_fwd)(simcse_backend *be, float *out, const float *x, const int32_t *offsets, int B, int H);
+    /* dx[t] += dout[b] / len_b (accumulate) */
+    void (*pool_mean_bwd)(simcse_backend *be, float *dx, const float *dout, const int32_t *offsets, int B, int H);
+
+    /* y = a + b elementwise; acc: y += x */
+    void (*add)(simcse_backend *be, float *y, const float *a, const float *b, size_t n);
+    void (*scale)(simcse_backend *be, float *y, float s, size_t n);
+
+    /* InfoNCE with cosine similarity. anchors [B,H], cands [C,H] with C = B or 2B
+     * (the second block are hard negatives: anchor i's own hard negative is cands[B+i],
+     * and hn_weight is added to that logit). Logits = cos / temp, target = i.
+     * Returns the mean loss over the B anchors (written to *loss, a host pointer) and
+     * writes d_anchors [B,H] and d_cands [C,H] (overwrite), scaled by grad_scale. */
+    void (*infonce)(simcse_backend *be, float *loss, float *d_anchors, float *d_cands, const float *anchors,
+                    const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale);
+
+    /* sum of squares of x[0..n) into *out (host pointer), fp64 accumulate on CPU */
+    void (*sumsq)(simcse_backend *be, double *out, const float *x, size_t n);
+
+    /* One AdamW step on n floats: p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p),
+     * grads scaled by grad_scale first (clipping). step counts from 1. */
+    void (*adamw)(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
+                  float beta1, float beta2, float eps, float wd, float grad_scale, int step);
+};
+
+/* The CPU backend (fp32, single threaded, the oracle). */
+simcse_backend *simcse_backend_cpu(void);
+/* The CUDA backend on device `device`, or NULL + error when none is usable. */
+simcse_backend *simcse_backend_cuda(int device, int bf16);
+int simcse_cuda_available(void);
+
+#endif

@@ -1,0 +1,39 @@
+/* Counter-based randomness: Philox4x32-10, bit-identical to cuRAND's device API.
+ *
+ * A dropout decision is a pure function of (seed, step, site, row, element):
+ * nothing is stored between the forward and the backward pass, masks replay
+ * exactly on resume and under gradient caching, and the CPU and GPU agree bit
+ * for bit. The mapping onto cuRAND is
+ *     curand_init(seed, subsequence = simcse_rng_subsequence(step, site, row),
+ *                 offset = element, &state_philox4_32_10)
+ * followed by curand() -> the 32-bit value for that element. */
+#ifndef SIMCSE_RNG_H
+#define SIMCSE_RNG_H
+
+#include <stdint.h>
+
+/* One Philox4x32-10 block: counter ctr[4], key key[2] -> out[4]. */
+void simcse_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* step < 2^32, site < 2^12, row < 2^20. */
+static inline uint64_t simcse_rng_subsequence(uint32_t step, uint32_t site, uint32_t row) {
+    return ((uint64_t)step << 32) | ((uint64_t)(site & 0xfffu) << 20) | (uint64_t)(row & 0xfffffu);
+}
+
+/* The 32-bit value cuRAND returns for (seed, subsequence, offset) after
+ * curand_init(seed, subsequence, offset, &s); curand(&s). */
+uint32_t simcse_rng_u32(uint64_t seed, uint64_t subsequence, uint64_t offset);
+
+/* Fills out[0..n) with the values for offsets 0..n-1 of one subsequence
+ * (what a thread that calls curand() n times after curand_init(seed, subseq, 0) sees). */
+void simcse_rng_fill_u32(uint64_t seed, uint64_t subsequence, uint32_t *out, int n);
+
+/* Drop when u < threshold: threshold = (uint32_t)(p * 2^32), saturating. */
+uint32_t simcse_dropout_threshold(float p);
+
+/* Uniform float in [0,1) and a standard normal (Box-Muller) for initialisation. */
+typedef struct { uint64_t seed, subsequence, offset; } simcse_rng_stream;
+float simcse_rng_uniform(simcse_rng_stream *s);
+float simcse_rng_normal(simcse_rng_stream *s);
+
+#endif

@@ -1,0 +1,106 @@
+# simcse build.
+#   make            build/simcse (CUDA backend included when nvcc is found)
+#   make test       Criterion suite (GPU tests run only where a GPU is present)
+#   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
+#   make fuzz       libFuzzer targets (clang), short runs: make fuzz-run
+#   make bench      benchmarks (see bench/README.md)
+# Options: CUDA=0 builds without the CUDA backend; SIMCSE_DATA_DIR for tests (default ../shared/data).
+
+CC      ?= cc
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+SAN     ?= 0
+CUDA    ?= $(if $(NVCC),1,0)
+ifeq ($(SAN),1)
+  CUDA  := 0
+  BUILD ?= build-san
+else
+  BUILD ?= build
+endif
+
+PKGS    := libcjson libutf8proc libpcre2-8 zlib
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 $(WARN) -Iinclude -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread -MMD -MP \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lutf8proc -lpcre2-8 -lz) -lcsv -lm -pthread
+ifeq ($(SAN),1)
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+HOST_SRC   := $(filter-out host/cli/main.c,$(wildcard host/*/*.c))
+CPU_SRC    := $(wildcard kernels/cpu/*.c)
+CUDA_SRC   := $(wildcard kernels/cuda/*.cu)
+TEST_SRC   := $(wildcard tests/test_*.c)
+
+LIB_OBJ    := $(HOST_SRC:%.c=$(BUILD)/obj/%.o) $(CPU_SRC:%.c=$(BUILD)/obj/%.o)
+ifeq ($(CUDA),1)
+  NVCCFLAGS := -O3 -std=c++17 -Iinclude -I. --expt-relaxed-constexpr \
+               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90 \
+               -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter -Werror all-warnings
+  LIB_OBJ   += $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+  CFLAGS    += -DSIMCSE_CUDA=1 -I$(CUDA_HOME)/include
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcurand -lcudart -lstdc++
+  NCCL_OK   := $(shell test -e $(CUDA_HOME)/lib64/libnccl.so -o -e /usr/lib/x86_64-linux-gnu/libnccl.so && echo 1)
+  ifeq ($(NCCL_OK),1)
+    CFLAGS  += -DSIMCSE_NCCL=1
+    LDLIBS  += -lnccl
+  endif
+else
+  LIB_OBJ   += $(BUILD)/obj/kernels/cuda_absent.o
+endif
+
+TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all test bench fuzz fuzz-run clean
+all: $(BUILD)/simcse
+
+$(BUILD)/libsimcse.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/simcse: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsimcse.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/kernels/cuda_absent.o: kernels/cuda_absent.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+
+$(BUILD)/simcse_tests: $(TEST_OBJ) $(BUILD)/libsimcse.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
+
+# One Criterion binary for the whole suite; --jobs 2 matches the CI machine.
+test: $(BUILD)/simcse $(BUILD)/simcse_tests
+	SIMCSE_BIN=$(BUILD)/simcse $(BUILD)/simcse_tests --jobs 2 $(TEST_ARGS)
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_LIB_SRC := $(HOST_SRC) $(CPU_SRC) kernels/cuda_absent.c
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(@D)
+	clang -std=c11 -g -O1 -Iinclude -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+fuzz: $(FUZZ_BIN)
+fuzz-run: fuzz
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
+	  echo "fuzz: $$n"; $$f -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=2048 \
+	  build-fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; done
+
+bench: $(BUILD)/simcse
+	bash bench/run.sh
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,170 @@
+/* Errors, allocation, files. See include/simcse/common.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "simcse/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Thread_local char g_err[1024];
+
+int simcse_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int simcse_error_prefix(const char *fmt, ...) {
+    char prefix[512], old[sizeof g_err];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, g_err, sizeof old);
+    size_t k = strlen(prefix);
+    if (k > sizeof g_err - 3) k = sizeof g_err - 3;
+    memcpy(g_err, prefix, k);
+    g_err[k] = ':';
+    g_err[k + 1] = ' ';
+    size_t rest = sizeof g_err - k - 3, m = strlen(old);
+    if (m > rest) m = rest;
+    memcpy(g_err + k + 2, old, m);
+    g_err[k + 2 + m] = 0;
+    return -1;
+}
+
+const char *simcse_last_error(void) { return g_err[0] ? g_err : "unknown error"; }
+void simcse_clear_error(void) { g_err[0] = 0; }
+
+void simcse_fatal(const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fputs("simcse: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+void *simcse_xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) simcse_fatal("out of host memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void *simcse_xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) simcse_fatal("out of host memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *simcse_xrealloc(void *p, size_t bytes) {
+    void *q = realloc(p, bytes ? bytes : 1);
+    if (!q) simcse_fatal("out of host memory reallocating to %zu bytes", bytes);
+    return q;
+}
+
+char *simcse_xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = simcse_xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+char *simcse_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        simcse_error("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        simcse_error("%s: not a regular file", path);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = simcse_xmalloc(n + 1);
+    if (n && fread(buf, 1, n, f) != n) {
+        int e = errno;
+        fclose(f);
+        free(buf);
+        simcse_error("%s: read failed: %s", path, e ? strerror(e) : "short read");
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+char *simcse_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = simcse_xmalloc(a + b + 2);
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+int simcse_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int simcse_write_file_atomic(const char *path, const void *data, size_t len) {
+    size_t n = strlen(path);
+    char *tmp = simcse_xmalloc(n + 16);
+    snprintf(tmp, n + 16, "%s.tmp%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        simcse_error("%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            simcse_error("%s: write failed: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return -1;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        simcse_error("%s: sync failed: %s", tmp, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        simcse_error("%s: rename to %s failed: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+double simcse_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -36,6 +36,8 @@ struct simcse_backend {
     void (*to_device)(simcse_backend *be, void *dst, const void *src, size_t bytes);
     void (*to_host)(simcse_backend *be, void *dst, const void *src, size_t bytes);
     void (*zero)(simcse_backend *be, void *p, size_t bytes);
+    /* device-to-device copy */
+    void (*copy)(simcse_backend *be, void *dst, const void *src, size_t bytes);
     void (*sync)(simcse_backend *be);
 
     /* out[T,H] = word[ids] + pos[pos_ids] + type[type_ids]  (type_ids NULL: row 0) */

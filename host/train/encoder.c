@@ -391,3 +391,9 @@ float *simcse_encoder_scratch(simcse_encoder *e, size_t n) {
     }
     return e->scratch;
 }
+
+int simcse_encoder_hidden_size(const simcse_encoder *e) { return e->cfg.hidden; }
+
+void simcse_encoder_hidden_to_host(simcse_encoder *e, int k, float *out) {
+    e->be->to_host(e->be, out, hidden_state(e, k), (size_t)e->T * e->cfg.hidden * sizeof(float));
+}

@@ -61,7 +61,6 @@ static const key_def keys[] = {
     {"attention_dropout", F(attention_dropout, -1, 0.99), "dropout on attention probabilities (-1: config.json's)"},
     {"skip_malformed", B(skip_malformed), "skip malformed CSV rows (counted) instead of stopping"},
     {"eval_batch_size", I(eval_batch_size, 1, 1 << 20), "sentences per evaluation batch"},
-    {"eval_max_sentences", L(eval_max_sentences, 0, 1e15), "evaluate on the first N pairs only (0: all)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

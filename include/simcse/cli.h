@@ -11,4 +11,16 @@ int simcse_cmd_eval(int argc, char **argv);
 /* The data directory: $SIMCSE_DATA_DIR or ../shared/data. */
 const char *simcse_data_dir(void);
 
+/* Option parsing shared by the subcommands: "--name value" or "--name=value".
+ * Returns 1 and sets *val when argv[*i] is that option (advancing *i past the
+ * value), 0 when it is another option, -1 + error when the value is missing. */
+int simcse_arg_str(int argc, char **argv, int *i, const char *name, const char **val);
+/* Same, parsing a positive integer in [lo, hi]. */
+int simcse_arg_int(int argc, char **argv, int *i, const char *name, int lo, int hi, int *val);
+
+/* Reads lines (without \r\n) of a file, or stdin for NULL or "-": every line is kept,
+ * empty ones included, so rows line up with the input. NULL + error. */
+char **simcse_read_lines(const char *path, int *n);
+void simcse_free_lines(char **lines, int n);
+
 #endif

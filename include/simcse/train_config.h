@@ -36,7 +36,6 @@ typedef struct {
     double attention_dropout; /* < 0: from config.json */
     int skip_malformed;       /* malformed CSV rows: 1 skip (counted), 0 fatal */
     int eval_batch_size;
-    int64_t eval_max_sentences; /* 0 = the whole dev set */
 } simcse_train_config;
 
 void simcse_train_config_defaults(simcse_train_config *c);

@@ -1,0 +1,167 @@
+/* Training-state checkpoints (see include/simcse/checkpoint.h). The moments are
+ * stored as two flat F32 tensors in the model's own layout, so saving and
+ * loading them is a copy, and resuming is bit-identical on the CPU. */
+#include "simcse/checkpoint.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "simcse/common.h"
+#include "simcse/export.h"
+#include "simcse/safetensors.h"
+
+static int remove_tree(const char *dir) {
+    static const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer_state.json",
+                                  "train_config.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *p = simcse_path_join(dir, files[i]);
+        unlink(p);
+        free(p);
+    }
+    if (rmdir(dir) != 0 && errno != ENOENT) return simcse_error("%s: cannot remove: %s", dir, strerror(errno));
+    return 0;
+}
+
+int simcse_checkpoint_save(const char *out_dir, const simcse_model *w, const float *m, const float *v,
+                           const simcse_train_state *st, const simcse_train_config *cfg) {
+    char *final = simcse_path_join(out_dir, "checkpoint");
+    char *tmp = simcse_path_join(out_dir, "checkpoint.tmp");
+    char *old = simcse_path_join(out_dir, "checkpoint.old");
+    int rc = -1;
+    remove_tree(tmp);
+    if (simcse_mkdirs(tmp) != 0) goto done;
+    char *p = simcse_path_join(tmp, "model.safetensors");
+    rc = simcse_model_save_safetensors(w, p, "", 1);
+    free(p);
+    if (rc) goto done;
+    simcse_st_entry e[2] = {{.name = "adam.m", .ndim = 1, .shape = {(int64_t)w->n_floats}, .data = m},
+                            {.name = "adam.v", .ndim = 1, .shape = {(int64_t)w->n_floats}, .data = v}};
+    p = simcse_path_join(tmp, "optimizer.safetensors");
+    rc = simcse_st_write_f32(p, e, 2);
+    free(p);
+    if (rc) goto done;
+    char *cfg_json = simcse_train_config_to_json(cfg);
+    p = simcse_path_join(tmp, "train_config.json");
+    rc = simcse_write_file_atomic(p, cfg_json, strlen(cfg_json));
+    free(p);
+    free(cfg_json);
+    if (rc) goto done;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "step", (double)st->step);
+    cJSON_AddNumberToObject(j, "epoch", (double)st->pos.epoch);
+    cJSON_AddNumberToObject(j, "index_in_epoch", (double)st->pos.index);
+    cJSON_AddNumberToObject(j, "n_examples", (double)st->n_examples);
+    cJSON_AddNumberToObject(j, "best_step", (double)st->best_step);
+    if (isfinite(st->best_metric)) cJSON_AddNumberToObject(j, "best_metric", st->best_metric);
+    else cJSON_AddNullToObject(j, "best_metric");
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    p = simcse_path_join(tmp, "trainer_state.json");
+    rc = simcse_write_file_atomic(p, text, strlen(text));
+    free(p);
+    free(text);
+    if (rc) goto done;
+    /* swap: checkpoint -> checkpoint.old, tmp -> checkpoint, drop old */
+    remove_tree(old);
+    struct stat sb;
+    if (stat(final, &sb) == 0 && rename(final, old) != 0) {
+        rc = simcse_error("%s: cannot rename to %s: %s", final, old, strerror(errno));
+        goto done;
+    }
+    if (rename(tmp, final) != 0) {
+        rc = simcse_error("%s: cannot rename to %s: %s", tmp, final, strerror(errno));
+        goto done;
+    }
+    remove_tree(old);
+    rc = 0;
+done:
+    free(final);
+    free(tmp);
+    free(old);
+    return rc;
+}
+
+static int get_num(cJSON *j, const char *key, const char *path, double *out) {
+    cJSON *it = cJSON_GetObjectItem(j, key);
+    if (!cJSON_IsNumber(it)) return simcse_error("%s: key '%s': expected a number", path, key);
+    *out = it->valuedouble;
+    return 0;
+}
+
+int simcse_checkpoint_load_config(const char *out_dir, simcse_train_config *cfg, simcse_train_state *st) {
+    char *dir = simcse_path_join(out_dir, "checkpoint");
+    char *cpath = simcse_path_join(dir, "train_config.json");
+    char *spath = simcse_path_join(dir, "trainer_state.json");
+    int rc = -1;
+    simcse_train_config_defaults(cfg);
+    if (simcse_train_config_load(cfg, cpath) != 0) goto done;
+    size_t n;
+    char *text = simcse_read_file(spath, &n);
+    if (!text) goto done;
+    cJSON *j = cJSON_ParseWithLength(text, n);
+    free(text);
+    if (!j) {
+        simcse_error("%s: malformed JSON", spath);
+        goto done;
+    }
+    double step = 0, epoch = 0, index = 0, nex = 0, best_step = 0;
+    if (get_num(j, "step", spath, &step) || get_num(j, "epoch", spath, &epoch) ||
+        get_num(j, "index_in_epoch", spath, &index) || get_num(j, "n_examples", spath, &nex) ||
+        get_num(j, "best_step", spath, &best_step)) {
+        cJSON_Delete(j);
+        goto done;
+    }
+    cJSON *b = cJSON_GetObjectItem(j, "best_metric");
+    st->best_metric = cJSON_IsNumber(b) ? b->valuedouble : -INFINITY;
+    st->step = (int64_t)step;
+    st->pos.epoch = (uint64_t)epoch;
+    st->pos.index = (int64_t)index;
+    st->n_examples = (int64_t)nex;
+    st->best_step = (int64_t)best_step;
+    cJSON_Delete(j);
+    if (st->step < 0 || index < 0) {
+        simcse_error("%s: negative step or position", spath);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(dir);
+    free(cpath);
+    free(spath);
+    return rc;
+}
+
+int simcse_checkpoint_load_tensors(const char *out_dir, simcse_model *w, float *m, float *v) {
+    char *dir = simcse_path_join(out_dir, "checkpoint");
+    int rc = -1;
+    simcse_model loaded;
+    if (simcse_model_load(&loaded, dir) != 0) goto done;
+    if (loaded.n_floats != w->n_floats) {
+        simcse_error("%s: checkpoint has %zu parameters, the model %zu", dir, loaded.n_floats, w->n_floats);
+        simcse_model_free(&loaded);
+        goto done;
+    }
+    memcpy(w->data, loaded.data, w->n_floats * sizeof(float));
+    w->has_mlp_weights = loaded.has_mlp_weights;
+    simcse_model_free(&loaded);
+    char *p = simcse_path_join(dir, "optimizer.safetensors");
+    simcse_st_file *f;
+    if (simcse_st_open(p, &f) != 0) {
+        free(p);
+        goto done;
+    }
+    free(p);
+    const simcse_st_tensor *tm = simcse_st_find(f, "adam.m"), *tv = simcse_st_find(f, "adam.v");
+    if (!tm || !tv) rc = simcse_error("%s: optimizer.safetensors lacks adam.m / adam.v", dir);
+    else if (simcse_st_read_f32(tm, m, w->n_floats) == 0 && simcse_st_read_f32(tv, v, w->n_floats) == 0) rc = 0;
+    simcse_st_close(f);
+done:
+    free(dir);
+    return rc;
+}

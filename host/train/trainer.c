@@ -1,0 +1,349 @@
+/* The training loop, top to bottom: set up (model, tokenizer, data, backend,
+ * encoder, optimizer; or all of it from a checkpoint), evaluate once, then
+ * step: next indices -> text -> packed ids -> contrastive forward/backward ->
+ * AdamW; log, evaluate, checkpoint; export the best model.
+ *
+ * Everything a step depends on is a function of (config, step, data position):
+ * the data order comes from (seed, epoch), dropout masks from (seed, step), so
+ * a resumed run replays exactly what an uninterrupted run would have done. */
+#include "simcse/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "simcse/checkpoint.h"
+#include "simcse/cli.h"
+#include "simcse/common.h"
+#include "simcse/data.h"
+#include "simcse/embedder.h"
+#include "simcse/encoder.h"
+#include "simcse/eval.h"
+#include "simcse/export.h"
+#include "simcse/loss.h"
+#include "simcse/model.h"
+#include "simcse/optimizer.h"
+#include "simcse/rng.h"
+#include "simcse/tokenizer.h"
+
+/* Philox subsequence of the MLP head's initialisation (apart from the model's). */
+#define MLP_INIT_SUBSEQ 0x6d6c70ull
+
+typedef struct {
+    const simcse_train_config *cfg;
+    const simcse_train_options *opt;
+    simcse_model model;
+    simcse_tokenizer *tok;
+    simcse_dataset *data;
+    simcse_sampler sampler;
+    simcse_backend *be;
+    simcse_encoder *enc;
+    simcse_optimizer optim;
+    simcse_embedder embedder;
+    simcse_text_batch text;
+    simcse_token_batch tokens;
+    simcse_loss_config loss_cfg;
+    simcse_pooler eval_pooler;
+    int eval_mlp, n_fields, views;
+    int64_t total_steps;
+    simcse_train_state st;
+    FILE *metrics;
+    const char *tok_dir;
+    char data_dir[512];
+} trainer;
+
+static void init_mlp_head(simcse_model *m, uint64_t seed) {
+    /* SimCSE's MLPLayer is new: initialised as transformers' _init_weights does. */
+    simcse_rng_stream rs = {seed, MLP_INIT_SUBSEQ, 0};
+    float *w = m->w.mlp_w, *b = m->w.mlp_b;
+    size_t n = (size_t)m->cfg.hidden * m->cfg.hidden;
+    for (size_t i = 0; i < n; i++) w[i] = 0.02f * simcse_rng_normal(&rs);
+    memset(b, 0, (size_t)m->cfg.hidden * sizeof(float));
+}
+
+static int setup_model(trainer *t) {
+    const simcse_train_config *c = t->cfg;
+    if (c->model[0]) {
+        if (simcse_model_load(&t->model, c->model) != 0) return -1;
+    } else {
+        simcse_config mc;
+        if (simcse_config_load(c->model_config, &mc) != 0) return -1;
+        if (simcse_model_init(&t->model, &mc) != 0) return -1;
+        simcse_model_init_random(&t->model, (uint64_t)c->seed);
+    }
+    if (!t->model.has_mlp_weights) init_mlp_head(&t->model, (uint64_t)c->seed);
+    if (c->hidden_dropout >= 0) t->model.cfg.hidden_dropout = (float)c->hidden_dropout;
+    if (c->attention_dropout >= 0) t->model.cfg.attn_dropout = (float)c->attention_dropout;
+    int limit = simcse_config_max_tokens(&t->model.cfg);
+    if (c->max_seq_len > limit)
+        return simcse_error("config: key 'max_seq_len': %d exceeds the model's %d positions", c->max_seq_len, limit);
+    return 0;
+}
+
+static int evaluate(trainer *t, double *score) {
+    simcse_eval_result res;
+    double t0 = simcse_now_seconds();
+    if (simcse_eval_sts(t->data_dir, t->cfg->eval_tasks, SIMCSE_SPLIT_DEV, t->model.cfg.hidden,
+                        t->embedder.batch_size, simcse_embedder_embed, &t->embedder, &res) != 0)
+        return -1;
+    *score = res.avg_spearman;
+    if (t->metrics) {
+        fprintf(t->metrics, "{\"step\": %lld, \"eval_dev_avg_spearman\": %.4f", (long long)t->st.step,
+                res.avg_spearman);
+        for (int i = 0; i < res.n_tasks; i++)
+            fprintf(t->metrics, ", \"eval_%s_dev_spearman\": %.4f", res.task[i].task, res.task[i].spearman);
+        fprintf(t->metrics, ", \"eval_seconds\": %.2f}\n", simcse_now_seconds() - t0);
+        fflush(t->metrics);
+    }
+    return 0;
+}
+
+/* Export the current weights as the best model (OUT is a HF/sentence-transformers directory). */
+static int export_best(trainer *t) {
+    simcse_encoder_download(t->enc, &t->model);
+    return simcse_export(&t->model, t->opt->output_dir, t->tok_dir, t->eval_pooler, t->eval_mlp,
+                         t->cfg->max_seq_len);
+}
+
+static int save_checkpoint(trainer *t) {
+    simcse_encoder_download(t->enc, &t->model);
+    size_t bytes = t->model.n_floats * sizeof(float);
+    float *m = simcse_xmalloc(bytes), *v = simcse_xmalloc(bytes);
+    t->be->to_host(t->be, m, t->optim.m, bytes);
+    t->be->to_host(t->be, v, t->optim.v, bytes);
+    t->st.pos = t->sampler.pos;
+    int rc = simcse_checkpoint_save(t->opt->output_dir, &t->model, m, v, &t->st, t->cfg);
+    free(m);
+    free(v);
+    return rc;
+}
+
+static int restore_checkpoint(trainer *t) {
+    size_t bytes = t->model.n_floats * sizeof(float);
+    float *m = simcse_xmalloc(bytes), *v = simcse_xmalloc(bytes);
+    int rc = simcse_checkpoint_load_tensors(t->opt->output_dir, &t->model, m, v);
+    if (rc == 0) {
+        t->be->to_device(t->be, simcse_encoder_params(t->enc), t->model.data, bytes);
+        t->be->to_device(t->be, t->optim.m, m, bytes);
+        t->be->to_device(t->be, t->optim.v, v, bytes);
+        t->optim.step = t->st.step;
+        if (t->st.n_examples != simcse_dataset_size(t->data))
+            rc = simcse_error("%s/checkpoint: saved for %lld training examples, the data has %lld",
+                              t->opt->output_dir, (long long)t->st.n_examples,
+                              (long long)simcse_dataset_size(t->data));
+        else rc = simcse_sampler_set_pos(&t->sampler, t->st.pos);
+    }
+    free(m);
+    free(v);
+    return rc;
+}
+
+static void progress(trainer *t, double loss, double lr, double norm, double sps, double elapsed, int force) {
+    int tty = isatty(2);
+    if (t->opt->quiet || (!tty && !force)) return;
+    int64_t done = t->st.step, left = t->total_steps - done;
+    double eta = sps > 0 ? (double)left * t->cfg->batch_size / sps : 0;
+    fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
+            tty ? "\r\033[K" : "", (long long)done, (long long)t->total_steps, loss, lr, norm, sps, elapsed, eta,
+            tty ? "" : "\n");
+    if (tty && force) fputc('\n', stderr);
+}
+
+static int setup(trainer *t) {
+    const simcse_train_config *c = t->cfg;
+    snprintf(t->data_dir, sizeof t->data_dir, "%s", c->data_dir[0] ? c->data_dir : simcse_data_dir());
+    if (setup_model(t) != 0) return -1;
+    t->tok_dir = c->tokenizer[0] ? c->tokenizer : c->model;
+    t->tok = simcse_tokenizer_load(t->tok_dir);
+    if (!t->tok) return -1;
+    if (simcse_tokenizer_vocab_size(t->tok) > t->model.cfg.vocab_size)
+        return simcse_error("%s: tokenizer has %d tokens, the model's vocab_size is %d", t->tok_dir,
+                            simcse_tokenizer_vocab_size(t->tok), t->model.cfg.vocab_size);
+    simcse_data_options dopt;
+    simcse_data_options_default(&dopt);
+    dopt.skip_bad_rows = c->skip_malformed;
+    t->data = simcse_dataset_open(c->train_file, SIMCSE_DATA_AUTO, &dopt);
+    if (!t->data) return -1;
+    t->n_fields = simcse_dataset_n_fields(t->data);
+    t->views = t->n_fields < 2 ? 2 : t->n_fields;
+    if (simcse_sampler_init(&t->sampler, simcse_dataset_size(t->data), (uint64_t)c->seed, 1, 0) != 0) return -1;
+    int64_t per_epoch = simcse_sampler_batches_per_epoch(&t->sampler, c->batch_size);
+    t->total_steps = c->max_steps > 0 ? c->max_steps : per_epoch * c->num_epochs;
+
+    t->be = simcse_backend_select(t->opt->device, c->precision);
+    if (!t->be) return -1;
+    int max_seq = c->batch_size * t->views;
+    if (max_seq < c->eval_batch_size) max_seq = c->eval_batch_size;
+    t->enc = simcse_encoder_create(t->be, &t->model, max_seq, max_seq * c->max_seq_len, 1);
+    if (!t->enc) return -1;
+    simcse_adamw_config ac = {.lr = c->learning_rate, .beta1 = c->adam_beta1, .beta2 = c->adam_beta2,
+                              .eps = c->adam_epsilon, .weight_decay = c->weight_decay,
+                              .max_grad_norm = c->max_grad_norm, .warmup_steps = c->warmup_steps,
+                              .total_steps = t->total_steps, .linear_decay = !strcmp(c->lr_scheduler, "linear")};
+    if (simcse_optimizer_init(&t->optim, t->be, &t->model, &ac) != 0) return -1;
+
+    if (simcse_pooler_parse(c->pooler, &t->loss_cfg.pooler) != 0) return -1;
+    t->loss_cfg.apply_mlp = t->loss_cfg.pooler == SIMCSE_POOL_CLS;
+    t->loss_cfg.temperature = (float)c->temperature;
+    t->loss_cfg.hard_negative_weight = (float)c->hard_negative_weight;
+    /* SimCSE: with mlp_only_train, evaluation uses the [CLS] vector without the MLP */
+    t->eval_pooler = t->loss_cfg.pooler;
+    t->eval_mlp = t->loss_cfg.apply_mlp && !c->mlp_only_train;
+    if (t->loss_cfg.pooler == SIMCSE_POOL_CLS && c->mlp_only_train) t->eval_pooler = SIMCSE_POOL_CLS_BEFORE_POOLER;
+    if (simcse_embedder_init(&t->embedder, t->tok, t->enc, &t->model, t->eval_pooler, t->eval_mlp, c->max_seq_len,
+                             c->eval_batch_size) != 0)
+        return -1;
+    if (simcse_token_batch_init(&t->tokens, c->batch_size * t->views, c->max_seq_len) != 0) return -1;
+
+    t->st.best_metric = -INFINITY;
+    t->st.best_step = -1;
+    t->st.n_examples = simcse_dataset_size(t->data);
+    if (t->opt->resume) {
+        simcse_train_config saved;
+        if (simcse_checkpoint_load_config(t->opt->output_dir, &saved, &t->st) != 0) return -1;
+        if (restore_checkpoint(t) != 0) return -1;
+    }
+    if (simcse_mkdirs(t->opt->output_dir) != 0) return -1;
+    char *mpath = simcse_path_join(t->opt->output_dir, "metrics.jsonl");
+    t->metrics = fopen(mpath, t->opt->resume ? "a" : "w");
+    if (!t->metrics) simcse_error("%s: cannot open for writing", mpath);
+    free(mpath);
+    return t->metrics ? 0 : -1;
+}
+
+static void teardown(trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    simcse_token_batch_free(&t->tokens);
+    simcse_text_batch_free(&t->text);
+    simcse_embedder_free(&t->embedder);
+    if (t->optim.be) simcse_optimizer_free(&t->optim);
+    simcse_encoder_free(t->enc);
+    simcse_sampler_free(&t->sampler);
+    if (t->data) simcse_dataset_close(t->data);
+    if (t->tok) simcse_tokenizer_free(t->tok);
+    simcse_model_free(&t->model);
+}
+
+static int run(trainer *t, simcse_train_summary *sum) {
+    const simcse_train_config *c = t->cfg;
+    const int eval_on = c->eval_tasks[0] != 0;
+    fprintf(stderr,
+            "simcse: training %s (%d layers, hidden %d, %zu parameters) on %s | %lld examples x %d field%s | "
+            "batch %d | %lld steps | device %s\n",
+            c->model[0] ? c->model : c->model_config, t->model.cfg.layers, t->model.cfg.hidden, t->model.n_floats,
+            c->train_file, (long long)simcse_dataset_size(t->data), t->n_fields, t->n_fields > 1 ? "s" : "",
+            c->batch_size, (long long)t->total_steps, t->be->name);
+    if (simcse_dataset_n_bad_rows(t->data) || simcse_dataset_n_empty_lines(t->data))
+        fprintf(stderr, "simcse: %s: skipped %lld malformed rows and %lld empty lines\n", c->train_file,
+                (long long)simcse_dataset_n_bad_rows(t->data), (long long)simcse_dataset_n_empty_lines(t->data));
+    sum->eval_before = sum->eval_best = NAN;
+    if (eval_on && !t->opt->resume) {
+        if (evaluate(t, &sum->eval_before) != 0) return -1;
+        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f\n", c->eval_tasks, sum->eval_before);
+    }
+    int64_t *idx = simcse_xmalloc((size_t)c->batch_size * sizeof *idx);
+    double t_start = simcse_now_seconds(), t_log = t_start, loss_sum = 0;
+    long long sent_log = 0, n_log = 0;
+    float loss = NAN;
+    int rc = 0;
+    while (t->st.step < t->total_steps) {
+        int b = simcse_sampler_next(&t->sampler, c->batch_size, idx);
+        if (b < 0 || simcse_dataset_get_batch(t->data, idx, b, &t->text) != 0 ||
+            simcse_pack_batch(t->tok, &t->text, simcse_config_position_offset(&t->model.cfg), &t->tokens) != 0) {
+            rc = -1;
+            break;
+        }
+        if (b < 2) continue; /* a lone example has no negatives: skip it (an epoch tail of 1) */
+        simcse_packed p = {.n_seq = t->tokens.n_seq, .T = t->tokens.T, .ids = t->tokens.ids,
+                           .pos_ids = t->tokens.pos_ids, .type_ids = NULL, .offsets = t->tokens.offsets};
+        simcse_encoder_zero_grads(t->enc);
+        simcse_encoder_set_dropout(t->enc, 1, (uint64_t)c->seed, (uint32_t)t->st.step);
+        if (simcse_contrastive_step(t->enc, &p, b, t->views, &t->loss_cfg, 1.0f, &loss) != 0) {
+            rc = -1;
+            break;
+        }
+        if (!isfinite(loss)) {
+            rc = simcse_error("step %lld: loss is %f (lower learning_rate, check the data)",
+                              (long long)t->st.step + 1, loss);
+            break;
+        }
+        double lr;
+        double norm = simcse_optimizer_step(&t->optim, simcse_encoder_params(t->enc), simcse_encoder_grads(t->enc),
+                                            &lr);
+        t->st.step++;
+        loss_sum += loss;
+        n_log++;
+        sent_log += b;
+        double now = simcse_now_seconds();
+        double sps = now > t_log ? sent_log / (now - t_log) : 0;
+        fprintf(t->metrics,
+                "{\"step\": %lld, \"epoch\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6f, "
+                "\"batch\": %d, \"tokens\": %d, \"elapsed_s\": %.3f}\n",
+                (long long)t->st.step, (unsigned long long)t->sampler.pos.epoch, loss, lr, norm, b, t->tokens.T,
+                now - t_start);
+        int log_now = t->st.step % c->logging_steps == 0 || t->st.step == t->total_steps;
+        progress(t, loss_sum / (double)n_log, lr, norm, sps, now - t_start, log_now);
+        if (log_now) {
+            fflush(t->metrics);
+            loss_sum = 0;
+            n_log = 0;
+            sent_log = 0;
+            t_log = now;
+        }
+        int last = t->st.step == t->total_steps;
+        if (eval_on && ((c->eval_steps > 0 && t->st.step % c->eval_steps == 0) || last)) {
+            double score;
+            if (evaluate(t, &score) != 0) {
+                rc = -1;
+                break;
+            }
+            int better = score > t->st.best_metric;
+            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f%s\n", (long long)t->st.step,
+                    c->eval_tasks, score, better ? " (best so far: exported)" : "");
+            if (better) {
+                t->st.best_metric = score;
+                t->st.best_step = t->st.step;
+                if (export_best(t) != 0) {
+                    rc = -1;
+                    break;
+                }
+            }
+        }
+        int stop = t->opt->stop_after > 0 && t->st.step == t->opt->stop_after;
+        if ((c->save_steps > 0 && t->st.step % c->save_steps == 0) || last || stop) {
+            if (save_checkpoint(t) != 0) {
+                rc = -1;
+                break;
+            }
+        }
+        if (stop) break;
+    }
+    free(idx);
+    if (rc == 0 && !eval_on && t->st.step == t->total_steps) rc = export_best(t);
+    sum->steps = t->st.step;
+    sum->final_loss = loss;
+    sum->eval_best = t->st.best_metric;
+    sum->best_step = t->st.best_step;
+    if (rc == 0 && t->st.step == t->total_steps)
+        fprintf(stderr, "simcse: done: %lld steps in %.1f s; model exported to %s%s\n", (long long)t->st.step,
+                simcse_now_seconds() - t_start, t->opt->output_dir,
+                eval_on ? " (the best dev checkpoint)" : "");
+    return rc;
+}
+
+int simcse_train(const simcse_train_config *cfg, const simcse_train_options *opt, simcse_train_summary *out) {
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.opt = opt;
+    simcse_train_summary sum;
+    memset(&sum, 0, sizeof sum);
+    int rc = simcse_train_config_validate(cfg);
+    if (rc == 0) rc = setup(&t);
+    if (rc == 0) rc = run(&t, &sum);
+    teardown(&t);
+    if (out) *out = sum;
+    return rc;
+}

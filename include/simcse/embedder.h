@@ -1,0 +1,32 @@
+/* Sentences in, pooled embeddings out: tokenizer + packing + encoder forward,
+ * in batches. Its embed function has the shape of the evaluation callback
+ * (include/simcse/eval.h), so evaluation does not depend on the model. */
+#ifndef SIMCSE_EMBEDDER_H
+#define SIMCSE_EMBEDDER_H
+
+#include "simcse/data.h"
+#include "simcse/encoder.h"
+#include "simcse/tokenizer.h"
+
+typedef struct {
+    const simcse_tokenizer *tok;
+    simcse_encoder *enc;
+    simcse_pooler pooler;
+    int apply_mlp;
+    int max_len, pos_offset, batch_size, hidden;
+    simcse_token_batch tb;
+    long long n_sentences, n_tokens; /* counters, for throughput */
+} simcse_embedder;
+
+/* enc must hold batch_size sequences of max_len tokens. */
+int simcse_embedder_init(simcse_embedder *em, const simcse_tokenizer *tok, simcse_encoder *enc,
+                         const simcse_model *m, simcse_pooler pooler, int apply_mlp, int max_len, int batch_size);
+void simcse_embedder_free(simcse_embedder *em);
+/* out: [n, hidden] host memory. ctx is a simcse_embedder. */
+int simcse_embedder_embed(void *ctx, const char *const *sents, int n, float *out);
+
+/* The backend for --device cpu|cuda|auto and a precision (fp32|bf16);
+ * bf16 on the CPU falls back to fp32 with a note. NULL + error. */
+simcse_backend *simcse_backend_select(const char *device, const char *precision);
+
+#endif

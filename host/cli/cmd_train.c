@@ -73,6 +73,7 @@ int simcse_cmd_train(int argc, char **argv) {
     }
     for (int i = 0; i < n_sets; i++)
         if (simcse_train_config_set(&cfg, sets[i]) != 0) simcse_fatal("%s", simcse_last_error());
+    if (simcse_train_config_expand_data(&cfg) != 0) simcse_fatal("%s", simcse_last_error());
     simcse_train_options opt = {.output_dir = output, .device = device, .resume = resume != NULL,
                                 .stop_after = stop_after, .quiet = quiet};
     simcse_train_summary sum;

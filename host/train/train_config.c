@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "simcse/cli.h"
 #include "simcse/common.h"
 
 typedef enum { K_STR, K_INT, K_I64, K_F64, K_BOOL } key_type;
@@ -235,4 +236,18 @@ void simcse_train_config_print_keys(void *file) {
         }
         fprintf(f, "  %-22s %-10s %s\n", k->name, def, k->help);
     }
+}
+
+int simcse_train_config_expand_data(simcse_train_config *c) {
+    const char *dir = c->data_dir[0] ? c->data_dir : simcse_data_dir();
+    char *fields[] = {c->model, c->model_config, c->tokenizer, c->train_file};
+    const char *names[] = {"model", "model_config", "tokenizer", "train_file"};
+    for (int i = 0; i < 4; i++) {
+        if (strncmp(fields[i], "$DATA/", 6) != 0) continue;
+        char buf[sizeof c->model];
+        int n = snprintf(buf, sizeof buf, "%s/%s", dir, fields[i] + 6);
+        if (n < 0 || (size_t)n >= sizeof buf) return simcse_error("config: key '%s': expanded path too long", names[i]);
+        memcpy(fields[i], buf, (size_t)n + 1);
+    }
+    return 0;
 }

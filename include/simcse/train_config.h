@@ -44,6 +44,9 @@ int simcse_train_config_load(simcse_train_config *c, const char *path);
 /* "key=value" from the command line. */
 int simcse_train_config_set(simcse_train_config *c, const char *assignment);
 int simcse_train_config_validate(const simcse_train_config *c);
+/* Replaces a leading "$DATA/" in the path keys by the data directory (data_dir,
+ * else $SIMCSE_DATA_DIR, else ../shared/data), so configs need no absolute paths. */
+int simcse_train_config_expand_data(simcse_train_config *c);
 /* JSON text of every key (caller frees). */
 char *simcse_train_config_to_json(const simcse_train_config *c);
 /* Lists the keys with their defaults and meaning (for --help). */

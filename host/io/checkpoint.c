@@ -17,8 +17,8 @@
 #include "simcse/safetensors.h"
 
 static int remove_tree(const char *dir) {
-    static const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer_state.json",
-                                  "train_config.json"};
+    static const char *files[] = {"config.json", "model.safetensors", "optimizer.safetensors",
+                                  "trainer_state.json", "train_config.json"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char *p = simcse_path_join(dir, files[i]);
         unlink(p);
@@ -36,7 +36,11 @@ int simcse_checkpoint_save(const char *out_dir, const simcse_model *w, const flo
     int rc = -1;
     remove_tree(tmp);
     if (simcse_mkdirs(tmp) != 0) goto done;
-    char *p = simcse_path_join(tmp, "model.safetensors");
+    char *p = simcse_path_join(tmp, "config.json");
+    rc = simcse_config_save(p, &w->cfg);
+    free(p);
+    if (rc) goto done;
+    p = simcse_path_join(tmp, "model.safetensors");
     rc = simcse_model_save_safetensors(w, p, "", 1);
     free(p);
     if (rc) goto done;

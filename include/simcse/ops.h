@@ -40,42 +40,55 @@ struct simcse_backend {
     void (*copy)(simcse_backend *be, void *dst, const void *src, size_t bytes);
     void (*sync)(simcse_backend *be);
 
-    /* out[T,H] = word[ids] + pos[pos_ids] + type[type_ids]  (type_ids NULL: row 0) */
+    /* out[T,H] = word[ids] + pos[pos_ids] + type[type_ids]  (type_ids NULL: row 0).
+     * The backward accumulates dout rows into the tables; a NULL table is skipped. */
     void (*embed_fwd)(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
                       const int32_t *type_ids, const float *word, const float *pos, const float *type,
                       int T, int H);
     void (*embed_bwd)(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout,
                       const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H);
 
-    /* out[N,O] = in[N,I] W[O,I]^T + b[O]  (b may be NULL) */
+    /* out[N,O] = in[N,I] W[O,I]^T + b[O]  (b may be NULL; out must not alias in) */
     void (*linear_fwd)(simcse_backend *be, float *out, const float *in, const float *W, const float *b,
                        int N, int I, int O);
-    /* din[N,I] = dout W (overwrite; din may be NULL); dW += dout^T in; db += sum_n dout (db may be NULL) */
+    /* din[N,I] = dout W (overwrite; din may be NULL); dW += dout^T in; db += sum_n dout
+     * (dW, db may be NULL) */
     void (*linear_bwd)(simcse_backend *be, float *din, float *dW, float *db, const float *dout,
                        const float *in, const float *W, int N, int I, int O);
 
-    /* y = LayerNorm(x + residual) (residual may be NULL); saves mean and rstd [N] */
+    /* y = LayerNorm(x + residual) (residual may be NULL); saves mean and rstd [N].
+     * PyTorch semantics: biased variance, rstd = 1/sqrt(var + eps). */
     void (*layernorm_fwd)(simcse_backend *be, float *y, float *mean, float *rstd, const float *x,
                           const float *residual, const float *g, const float *b, int N, int H, float eps);
-    /* dx = d(x+residual) (overwrite), dg += , db += */
+    /* dx = d(x+residual) (overwrite; also the residual's gradient), dg += , db +=
+     * (dg, db may be NULL) */
     void (*layernorm_bwd)(simcse_backend *be, float *dx, float *dg, float *db, const float *dy,
                           const float *x, const float *residual, const float *mean, const float *rstd,
                           const float *g, int N, int H);
 
-    /* exact (erf) GELU, in place allowed */
+    /* exact (erf) GELU, in place allowed (y == x; dx == dy in the backwards) */
     void (*gelu_fwd)(simcse_backend *be, float *y, const float *x, size_t n);
     void (*gelu_bwd)(simcse_backend *be, float *dx, const float *dy, const float *x, size_t n);
     void (*tanh_fwd)(simcse_backend *be, float *y, const float *x, size_t n);
     /* dx = dy * (1 - y^2), from the output y */
     void (*tanh_bwd)(simcse_backend *be, float *dx, const float *dy, const float *y, size_t n);
 
-    /* y = dropout(x) on a [rows, cols] matrix: element (r, c) uses rng row r, element c.
-     * The backward is the same function applied to the gradient. In place allowed. */
+    /* y = dropout(x) on a [rows, cols] matrix: element (r, c) uses rng row r, element c:
+     * dropped when simcse_rng_u32(seed, simcse_rng_subsequence(step, site, r), c)
+     * < simcse_dropout_threshold(p), else multiplied by 1.0f / (1.0f - p) (float).
+     * p <= 0: copy; p >= 1: zeros. rows < 2^20. The backward is the same function
+     * applied to the gradient. In place allowed. */
     void (*dropout)(simcse_backend *be, float *y, const float *x, int rows, int cols, simcse_dropout d);
 
     /* Self-attention over packed sequences. q, k, v, out: [T, heads*hd].
-     * lse[T*heads] (row log-sum-exp of the scaled scores) is saved for the backward.
-     * Probability dropout: rng row = token*heads + head, element = key position j in its sequence. */
+     * Scores (q . k) * (1.0f / sqrtf(hd)) within each sequence only; softmax; then
+     * dropout on the probabilities (PyTorch's dropout(softmax(scores)) @ v).
+     * lse[T*heads] (row log-sum-exp of the scaled scores, at lse[t*heads + h]) is saved
+     * for the backward, which recomputes the probabilities from it.
+     * Probability dropout: rng row = token*heads + head (global token index, < 2^20),
+     * element = key position j in its sequence, with the rule and scale of `dropout`.
+     * The backward overwrites dq, dk, dv; `out` is there for kernels that form
+     * D = rowsum(dout * out) (the CPU oracle computes D from the probabilities). */
     void (*attention_fwd)(simcse_backend *be, float *out, float *lse, const float *q, const float *k,
                           const float *v, const int32_t *offsets, int B, int T, int heads, int hd,
                           simcse_dropout d);
@@ -88,33 +101,38 @@ struct simcse_backend {
     void (*pool_first_fwd)(simcse_backend *be, float *out, const float *x, const int32_t *offsets, int B, int H);
     /* dx[first token of b] += dout[b] (accumulate; other rows untouched) */
     void (*pool_first_bwd)(simcse_backend *be, float *dx, const float *dout, const int32_t *offsets, int B, int H);
-    /* out[B,H] = mean over the tokens of each sequence */
+    /* out[B,H] = mean over the tokens of each sequence (an empty sequence pools to 0) */
     void (*pool_mean_fwd)(simcse_backend *be, float *out, const float *x, const int32_t *offsets, int B, int H);
     /* dx[t] += dout[b] / len_b (accumulate) */
     void (*pool_mean_bwd)(simcse_backend *be, float *dx, const float *dout, const int32_t *offsets, int B, int H);
 
-    /* y = a + b elementwise; acc: y += x */
+    /* y = a + b elementwise; y may alias a or b (accumulate y += x: add(be, y, y, x, n)) */
     void (*add)(simcse_backend *be, float *y, const float *a, const float *b, size_t n);
+    /* y *= s in place */
     void (*scale)(simcse_backend *be, float *y, float s, size_t n);
 
     /* InfoNCE with cosine similarity. anchors [B,H], cands [C,H] with C = B or 2B
      * (the second block are hard negatives: anchor i's own hard negative is cands[B+i],
      * and hn_weight is added to that logit). Logits = cos / temp, target = i.
      * Returns the mean loss over the B anchors (written to *loss, a host pointer) and
-     * writes d_anchors [B,H] and d_cands [C,H] (overwrite), scaled by grad_scale. */
+     * writes d_anchors [B,H] and d_cands [C,H] (overwrite), scaled by grad_scale (the loss
+     * is not). cos = a.c / max(|a| |c|, 1e-8) as nn.CosineSimilarity; the hard-negative
+     * weight is added after dividing by temp, as SimCSE does. */
     void (*infonce)(simcse_backend *be, float *loss, float *d_anchors, float *d_cands, const float *anchors,
                     const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale);
 
     /* sum of squares of x[0..n) into *out (host pointer), fp64 accumulate on CPU */
     void (*sumsq)(simcse_backend *be, double *out, const float *x, size_t n);
 
-    /* One AdamW step on n floats: p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p),
-     * grads scaled by grad_scale first (clipping). step counts from 1. */
+    /* One AdamW step on n floats, torch.optim.AdamW's order: g = grad * grad_scale (clipping);
+     * p *= 1 - lr * wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     * p -= lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^step), v_hat = v / (1 - b2^step).
+     * step counts from 1. */
     void (*adamw)(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
                   float beta1, float beta2, float eps, float wd, float grad_scale, int step);
 };
 
-/* The CPU backend (fp32, single threaded, the oracle). */
+/* The CPU backend (fp32, the oracle; plain loops, linear layers split over two threads). */
 simcse_backend *simcse_backend_cpu(void);
 /* The CUDA backend on device `device`, or NULL + error when none is usable. */
 simcse_backend *simcse_backend_cuda(int device, int bf16);

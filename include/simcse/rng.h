@@ -21,7 +21,9 @@ static inline uint64_t simcse_rng_subsequence(uint32_t step, uint32_t site, uint
 }
 
 /* The 32-bit value cuRAND returns for (seed, subsequence, offset) after
- * curand_init(seed, subsequence, offset, &s); curand(&s). */
+ * curand_init(seed, subsequence, offset, &s); curand(&s). That is
+ *   Philox4x32-10(ctr = {lo32(offset/4), hi32(offset/4), lo32(subsequence), hi32(subsequence)},
+ *                 key = {lo32(seed), hi32(seed)})[offset % 4]. */
 uint32_t simcse_rng_u32(uint64_t seed, uint64_t subsequence, uint64_t offset);
 
 /* Fills out[0..n) with the values for offsets 0..n-1 of one subsequence
@@ -31,7 +33,11 @@ void simcse_rng_fill_u32(uint64_t seed, uint64_t subsequence, uint32_t *out, int
 /* Drop when u < threshold: threshold = (uint32_t)(p * 2^32), saturating. */
 uint32_t simcse_dropout_threshold(float p);
 
-/* Uniform float in [0,1) and a standard normal (Box-Muller) for initialisation. */
+/* Uniform float in [0,1) and a standard normal (Box-Muller) for initialisation, reading
+ * the values at s->offset onwards and advancing it (uniform: 1 value, normal: 2):
+ *   uniform = (u >> 8) * 2^-24
+ *   normal  = sqrt(-2 ln u1) cos(2 pi u2), u1 = ((a >> 8) + 1) * 2^-24, u2 = (b >> 8) * 2^-24,
+ *             evaluated in double and rounded to float. */
 typedef struct { uint64_t seed, subsequence, offset; } simcse_rng_stream;
 float simcse_rng_uniform(simcse_rng_stream *s);
 float simcse_rng_normal(simcse_rng_stream *s);

@@ -1,0 +1,86 @@
+/* Elementwise operations: exact GELU, tanh, dropout, add, scale.
+ *
+ * GELU is the erf form BERT uses, 0.5 x (1 + erf(x / sqrt 2)), with derivative
+ * 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi); both in float libm.
+ *
+ * Dropout draws nothing it has to remember: element (r, c) is dropped when
+ *     simcse_rng_u32(seed, simcse_rng_subsequence(step, site, r), c) < simcse_dropout_threshold(p)
+ * and kept elements are multiplied by 1.0f / (1.0f - p) (computed in float, as PyTorch
+ * does). The backward is the same call on the gradient. p <= 0 is a copy; p >= 1 zeroes.
+ * One Philox block serves four consecutive columns (simcse_rng_fill_u32). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/cpu_ops.h"
+#include "simcse/common.h"
+#include "simcse/rng.h"
+
+void cpu_gelu_fwd(simcse_backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
+    }
+}
+
+void cpu_gelu_bwd(simcse_backend *be, float *dx, const float *dy, const float *x, size_t n) {
+    (void)be;
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float cdf = 0.5f * (1.0f + erff(v * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * expf(-0.5f * v * v);
+        dx[i] = dy[i] * (cdf + v * pdf);
+    }
+}
+
+void cpu_tanh_fwd(simcse_backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+}
+
+void cpu_tanh_bwd(simcse_backend *be, float *dx, const float *dy, const float *y, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+void cpu_dropout_row_factor(simcse_dropout d, uint32_t row, float *factor, uint32_t *scratch, int n) {
+    if (d.p >= 1.0f) {
+        for (int j = 0; j < n; j++) factor[j] = 0.0f;
+        return;
+    }
+    const uint32_t thr = simcse_dropout_threshold(d.p);
+    const float keep = 1.0f / (1.0f - d.p);
+    simcse_rng_fill_u32(d.seed, simcse_rng_subsequence(d.step, d.site, row), scratch, n);
+    for (int j = 0; j < n; j++) factor[j] = scratch[j] < thr ? 0.0f : keep;
+}
+
+void cpu_dropout(simcse_backend *be, float *y, const float *x, int rows, int cols, simcse_dropout d) {
+    (void)be;
+    size_t n = (size_t)rows * cols;
+    if (!(d.p > 0.0f)) {
+        if (y != x && n) memmove(y, x, n * sizeof(float));
+        return;
+    }
+    float *f = simcse_xmalloc((size_t)cols * sizeof(float) + 1);
+    uint32_t *u = simcse_xmalloc((size_t)cols * sizeof(uint32_t) + 1);
+    for (int r = 0; r < rows; r++) {
+        cpu_dropout_row_factor(d, (uint32_t)r, f, u, cols);
+        const float *xr = x + (size_t)r * cols;
+        float *yr = y + (size_t)r * cols;
+        for (int c = 0; c < cols; c++) yr[c] = xr[c] * f[c];
+    }
+    free(f);
+    free(u);
+}
+
+void cpu_add(simcse_backend *be, float *y, const float *a, const float *b, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+void cpu_scale(simcse_backend *be, float *y, float s, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] *= s;
+}

@@ -1,5 +1,6 @@
 # simcse build.
 #   make            build/simcse (CUDA backend included when nvcc is found)
+#   make demo       train configs/demo.json and evaluate it (the README's first command)
 #   make test       Criterion suite (GPU tests run only where a GPU is present)
 #   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
 #   make fuzz       libFuzzer targets (clang), short runs: make fuzz-run
@@ -54,7 +55,7 @@ endif
 
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test bench fuzz fuzz-run clean
+.PHONY: all test demo bench fuzz fuzz-run clean
 all: $(BUILD)/simcse
 
 $(BUILD)/libsimcse.a: $(LIB_OBJ)
@@ -96,6 +97,11 @@ fuzz-run: fuzz
 	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
 	  echo "fuzz: $$n"; $$f -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=2048 \
 	  build-fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; done
+
+# The README's main command: train the demo config, then score the export on STS test sets.
+demo: $(BUILD)/simcse
+	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --device auto
+	$(BUILD)/simcse eval --model runs/demo --pooler avg --tasks stsb,sickr --split test --device auto
 
 bench: $(BUILD)/simcse
 	bash bench/run.sh

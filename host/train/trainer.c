@@ -73,7 +73,10 @@ static int setup_model(trainer *t) {
         if (simcse_model_init(&t->model, &mc) != 0) return -1;
         simcse_model_init_random(&t->model, (uint64_t)c->seed);
     }
-    if (!t->model.has_mlp_weights) init_mlp_head(&t->model, (uint64_t)c->seed);
+    /* As SimCSE's cl_init: the MLP head starts fresh (a BERT checkpoint's pooler.dense
+     * is its next-sentence head, not a SimCSE MLP). --resume restores the trained one. */
+    init_mlp_head(&t->model, (uint64_t)c->seed);
+    t->model.has_mlp_weights = 1;
     if (c->hidden_dropout >= 0) t->model.cfg.hidden_dropout = (float)c->hidden_dropout;
     if (c->attention_dropout >= 0) t->model.cfg.attn_dropout = (float)c->attention_dropout;
     int limit = simcse_config_max_tokens(&t->model.cfg);

@@ -72,7 +72,9 @@ typedef struct {
     size_t n_floats;         /* total parameter count */
     float *data;             /* the weights, n_floats */
     simcse_params w;         /* views of data */
-    int has_mlp_weights;     /* pooler.dense was present in the checkpoint */
+    int has_mlp_weights;     /* pooler.dense (or SimCSE's mlp.dense) was in the checkpoint. Note that
+                                bert-base-*'s own checkpoint has its NSP pooler there too; SimCSE's
+                                BertForCL ignores that and initialises a fresh MLP. */
 } simcse_model;
 
 /* Builds the tensor table for cfg and allocates zeroed weights. */
@@ -88,11 +90,15 @@ const simcse_param *simcse_model_find(const simcse_model *m, const char *name);
 
 /* Loads a Hugging Face model directory: config.json + model.safetensors or a
  * sharded model.safetensors.index.json. Keys with or without the bert./roberta.
- * prefix; cls.*, lm_head.* skipped; pooler.dense.* loaded as the MLP head when
- * present. Each needed tensor is checked for presence, dtype and shape. */
+ * prefix; cls.*, lm_head.*, position_ids and other keys skipped; SimCSE's mlp.dense.*,
+ * else pooler.dense.*, loaded as the MLP head when present. Each needed tensor is checked for presence, dtype and shape. */
 int simcse_model_load(simcse_model *m, const char *dir);
 /* Writes model.safetensors (atomically) with the original key names
  * (prefix given, e.g. "bert." or "" ), including pooler.dense when with_pooler. */
 int simcse_model_save_safetensors(const simcse_model *m, const char *path, const char *prefix, int with_pooler);
+/* Writes a directory AutoModel.from_pretrained loads: DIR/config.json and
+ * DIR/model.safetensors with bare BertModel/RobertaModel keys (prefix "").
+ * Creates DIR if it does not exist. */
+int simcse_model_save_dir(const simcse_model *m, const char *dir, int with_pooler);
 
 #endif

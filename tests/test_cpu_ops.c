@@ -277,7 +277,7 @@ Test(cpu_ops, dropout_follows_the_mask_specification) {
     int dropped = 0;
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
-            uint32_t u = simcse_rng_u32(d.seed, simcse_rng_subsequence(d.step, d.site, (uint32_t)r), (uint64_t)c);
+            uint32_t u = simcse_rng_u32(d.seed, simcse_dropout_subsequence(d.step, d.site), simcse_dropout_offset((uint64_t)r, (uint32_t)c));
             float want = u < thr ? 0.0f : x[r * cols + c] * keep;
             cr_assert_eq(y[r * cols + c], want, "(%d, %d)", r, c);
             dropped += u < thr;
@@ -368,8 +368,9 @@ static void attention_reference(double *out, double *lse, const float *q, const 
                     double p = exp(s[j] - m) / z;
                     if (p == 0) continue;
                     if (d.p > 0) {
-                        uint64_t sub = simcse_rng_subsequence(d.step, d.site, (uint32_t)(t * heads + h));
-                        p = simcse_rng_u32(d.seed, sub, (uint64_t)j) < simcse_dropout_threshold(d.p)
+                        uint64_t sub = simcse_dropout_subsequence(d.step, d.site);
+                        p = simcse_rng_u32(d.seed, sub, simcse_dropout_offset((uint64_t)(t * heads + h), (uint32_t)j)) <
+                                    simcse_dropout_threshold(d.p)
                                 ? 0.0
                                 : p * (1.0f / (1.0f - d.p));
                     }
@@ -394,7 +395,7 @@ static void attention_fwd_case(float p) {
     /* the length-1 sequence (token 5) attends only to itself */
     const float keep = 1.0f / (1.0f - p);
     for (int h = 0; h < heads; h++) {
-        int dropped = p > 0 && simcse_rng_u32(d.seed, simcse_rng_subsequence(d.step, d.site, 5 * heads + h), 0) <
+        int dropped = p > 0 && simcse_rng_u32(d.seed, simcse_dropout_subsequence(d.step, d.site), simcse_dropout_offset((uint64_t)(5 * heads + h), 0)) <
                                    simcse_dropout_threshold(p);
         for (int e = 0; e < hd; e++) {
             float w = dropped ? 0.0f : v[5 * H + h * hd + e] * (p > 0 ? keep : 1.0f);
@@ -565,4 +566,42 @@ Test(cpu_ops, adamw_matches_hand_computed_steps) {
     float q = 1.0f, mq = 0, vq = 0, gq = 3.0f;
     cpu()->adamw(cpu(), &q, &gq, &mq, &vq, 1, 0.01f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f, 1);
     cr_assert(fabs(q - 0.99f) < 1e-6, "q = %.9g", q);
+}
+
+/* Masks follow the row identity, not the packed position: rows {7, 3} of a packed
+ * matrix get exactly the masks rows 7 and 3 get in an identity-indexed one. */
+Test(cpu_ops, dropout_and_attention_follow_row_ids) {
+    simcse_backend *be = simcse_backend_cpu();
+    const int rows = 8, cols = 40;
+    float x[8 * 40], full[8 * 40], packed[2 * 40];
+    for (int i = 0; i < rows * cols; i++) x[i] = 1.0f + (float)i;
+    simcse_dropout d = {.seed = 3, .step = 2, .site = 5, .p = 0.3f};
+    be->dropout(be, full, x, rows, cols, d);
+    int32_t ids[2] = {7, 3};
+    float xin[2 * 40];
+    memcpy(xin, x + 7 * cols, sizeof(float) * cols);
+    memcpy(xin + cols, x + 3 * cols, sizeof(float) * cols);
+    d.row_ids = ids;
+    be->dropout(be, packed, xin, 2, cols, d);
+    int dropped = 0;
+    for (int c = 0; c < cols; c++) {
+        cr_assert_eq(packed[c], full[7 * cols + c]);
+        cr_assert_eq(packed[cols + c], full[3 * cols + c]);
+        dropped += packed[c] == 0.0f;
+    }
+    cr_assert(dropped > 0 && dropped < cols);
+
+    /* attention: one sequence of 3 tokens, alone (rows 0..2) vs shifted to rows 10..12 */
+    const int heads = 2, hd = 4, T = 3, H = heads * hd;
+    float q[3 * 8], k[3 * 8], v[3 * 8], o1[3 * 8], o2[3 * 8], o3[3 * 8], lse[6];
+    for (int i = 0; i < T * H; i++) q[i] = sinf((float)i), k[i] = cosf((float)i * 0.7f), v[i] = (float)i * 0.1f;
+    int32_t offs[2] = {0, 3}, r0[3] = {0, 1, 2}, r10[3] = {10, 11, 12};
+    simcse_dropout a = {.seed = 9, .step = 1, .site = 2, .p = 0.5f};
+    be->attention_fwd(be, o1, lse, q, k, v, offs, 1, T, heads, hd, a);
+    a.row_ids = r0;
+    be->attention_fwd(be, o2, lse, q, k, v, offs, 1, T, heads, hd, a);
+    cr_assert(memcmp(o1, o2, sizeof o1) == 0, "row_ids 0..2 equal the packed index");
+    a.row_ids = r10;
+    be->attention_fwd(be, o3, lse, q, k, v, offs, 1, T, heads, hd, a);
+    cr_assert(memcmp(o1, o3, sizeof o1) != 0, "other rows draw other masks");
 }

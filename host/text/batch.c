@@ -129,6 +129,7 @@ int simcse_token_batch_init(simcse_token_batch *b, int max_seq, int max_len) {
     b->type_ids = simcse_xcalloc(cap, sizeof *b->type_ids);
     b->offsets = simcse_xcalloc((size_t)max_seq + 1, sizeof *b->offsets);
     b->lens = simcse_xcalloc((size_t)max_seq, sizeof *b->lens);
+    b->row_ids = simcse_xmalloc(cap * sizeof *b->row_ids);
     return 0;
 }
 
@@ -139,6 +140,7 @@ void simcse_token_batch_free(simcse_token_batch *b) {
     free(b->type_ids);
     free(b->offsets);
     free(b->lens);
+    free(b->row_ids);
     memset(b, 0, sizeof *b);
 }
 
@@ -153,9 +155,12 @@ static void begin(simcse_token_batch *out, int B, int n_views) {
 
 static void close_seq(simcse_token_batch *out, int len, int pos_offset) {
     int32_t t0 = out->T;
+    int64_t gB = out->global_B > 0 ? out->global_B : out->B;
+    int64_t seq = (int64_t)(out->n_seq / out->B) * gB + out->example_base + out->n_seq % out->B;
     for (int t = 0; t < len; t++) {
         out->pos_ids[t0 + t] = pos_offset + t;
         out->type_ids[t0 + t] = 0;
+        out->row_ids[t0 + t] = (int32_t)(seq * out->max_len + t);
     }
     out->lens[out->n_seq] = len;
     if (len == out->max_len) out->n_at_max_len++;

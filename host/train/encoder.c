@@ -42,7 +42,7 @@ struct simcse_encoder {
     float *params, *grads;
     simcse_params w, g;
     /* inputs */
-    int32_t *ids, *pos_ids, *type_ids, *offsets;
+    int32_t *ids, *pos_ids, *type_ids, *offsets, *row_ids;
     /* activations */
     float *emb_sum, *emb_mean, *emb_rstd, *emb_out;
     layer_acts *L;
@@ -54,7 +54,7 @@ struct simcse_encoder {
     float *scratch;
     size_t scratch_n;
     /* state of the last forward */
-    int n_seq, T, has_types;
+    int n_seq, T, has_types, has_rows;
     simcse_pooler pooler;
     int apply_mlp;
     int train;
@@ -101,6 +101,7 @@ simcse_encoder *simcse_encoder_create(simcse_backend *be, const simcse_model *m,
     e->ids = balloc(e, T * 4, &failed);
     e->pos_ids = balloc(e, T * 4, &failed);
     e->type_ids = balloc(e, T * 4, &failed);
+    e->row_ids = balloc(e, T * 4, &failed);
     e->offsets = balloc(e, (S + 1) * 4, &failed);
     e->emb_sum = balloc(e, T * H * f, &failed);
     e->emb_mean = balloc(e, T * f, &failed);
@@ -181,7 +182,7 @@ void simcse_encoder_free(simcse_encoder *e) {
         }
         free(e->L);
     }
-    FREE(e->params); FREE(e->grads); FREE(e->ids); FREE(e->pos_ids); FREE(e->type_ids); FREE(e->offsets);
+    FREE(e->params); FREE(e->grads); FREE(e->ids); FREE(e->pos_ids); FREE(e->type_ids); FREE(e->row_ids); FREE(e->offsets);
     FREE(e->emb_sum); FREE(e->emb_mean); FREE(e->emb_rstd); FREE(e->emb_out);
     FREE(e->pooled); FREE(e->mlp_pre); FREE(e->out);
     FREE(e->dh); FREE(e->dh2); FREE(e->dtmp); FREE(e->dq); FREE(e->dk); FREE(e->dv); FREE(e->dI);
@@ -199,7 +200,7 @@ void simcse_encoder_set_dropout(simcse_encoder *e, int train, uint64_t seed, uin
 }
 
 static simcse_dropout drop_site(const simcse_encoder *e, uint32_t site, float p) {
-    simcse_dropout d = {e->seed, e->step, site, e->train ? p : 0.0f};
+    simcse_dropout d = {e->seed, e->step, site, e->train ? p : 0.0f, e->has_rows ? e->row_ids : NULL};
     return d;
 }
 
@@ -234,9 +235,11 @@ int simcse_encoder_forward(simcse_encoder *e, const simcse_packed *bt, simcse_po
     e->pooler = pooler;
     e->apply_mlp = apply_mlp;
     e->has_types = bt->type_ids != NULL;
+    e->has_rows = bt->row_ids != NULL;
     be->to_device(be, e->ids, bt->ids, (size_t)T * 4);
     be->to_device(be, e->pos_ids, bt->pos_ids, (size_t)T * 4);
     if (bt->type_ids) be->to_device(be, e->type_ids, bt->type_ids, (size_t)T * 4);
+    if (bt->row_ids) be->to_device(be, e->row_ids, bt->row_ids, (size_t)T * 4);
     be->to_device(be, e->offsets, bt->offsets, (size_t)(S + 1) * 4);
 
     be->embed_fwd(be, e->emb_sum, e->ids, e->pos_ids, bt->type_ids ? e->type_ids : NULL, e->w.word_emb, e->w.pos_emb,

@@ -260,7 +260,8 @@ static int run(trainer *t, simcse_train_summary *sum) {
         }
         if (b < 2) continue; /* a lone example has no negatives: skip it (an epoch tail of 1) */
         simcse_packed p = {.n_seq = t->tokens.n_seq, .T = t->tokens.T, .ids = t->tokens.ids,
-                           .pos_ids = t->tokens.pos_ids, .type_ids = NULL, .offsets = t->tokens.offsets};
+                           .pos_ids = t->tokens.pos_ids, .type_ids = NULL, .offsets = t->tokens.offsets,
+                           .row_ids = t->tokens.row_ids};
         simcse_encoder_zero_grads(t->enc);
         simcse_encoder_set_dropout(t->enc, 1, (uint64_t)c->seed, (uint32_t)t->st.step);
         if (simcse_contrastive_step(t->enc, &p, b, t->views, &t->loss_cfg, 1.0f, &loss) != 0) {

@@ -149,6 +149,10 @@ typedef struct {
     int32_t *ids, *pos_ids, *type_ids; /* [T] (allocated max_seq * max_len) */
     int32_t *offsets;                /* [n_seq + 1] */
     int32_t *lens;                   /* [n_seq] */
+    int32_t *row_ids;                /* [T]: dropout row identity, (v * global_B + example_base + b) * max_len + j
+                                      * for token j of view v of example b, so masks do not depend on chunking
+                                      * or on the rank (see simcse_dropout in ops.h) */
+    int64_t example_base, global_B;  /* set by the caller; defaults 0 and B (one rank, no chunks) */
     int n_at_max_len;                /* sequences of exactly max_len ids (truncated or just fitting) */
 } simcse_token_batch;
 

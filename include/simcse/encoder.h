@@ -28,6 +28,7 @@ typedef struct {
     int n_seq, T;
     const int32_t *ids, *pos_ids, *type_ids; /* [T]; type_ids may be NULL (all 0) */
     const int32_t *offsets;                  /* [n_seq + 1] */
+    const int32_t *row_ids;                  /* [T] dropout rows (simcse_token_batch.row_ids); NULL: packed index */
 } simcse_packed;
 
 typedef struct simcse_encoder simcse_encoder;

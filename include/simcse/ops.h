@@ -23,6 +23,11 @@ typedef struct {
     uint32_t step;
     uint32_t site;
     float p;            /* drop probability; 0 disables */
+    /* Global row identity of each token (backend memory, [T]), so that masks do not
+     * depend on where a sentence sits in a packed batch, a chunk or a rank: the
+     * packer gives token j of global sequence s the row s * max_len + j. NULL: the
+     * row is the packed index. */
+    const int32_t *row_ids;
 } simcse_dropout;
 
 typedef struct simcse_backend simcse_backend;
@@ -76,7 +81,7 @@ struct simcse_backend {
     /* y = dropout(x) on a [rows, cols] matrix: element (r, c) uses rng row r, element c:
      * dropped when simcse_rng_u32(seed, simcse_rng_subsequence(step, site, r), c)
      * < simcse_dropout_threshold(p), else multiplied by 1.0f / (1.0f - p) (float).
-     * p <= 0: copy; p >= 1: zeros. rows < 2^20. The backward is the same function
+     * p <= 0: copy; p >= 1: zeros. The rng row of matrix row r is row_ids[r] (or r). The backward is the same function
      * applied to the gradient. In place allowed. */
     void (*dropout)(simcse_backend *be, float *y, const float *x, int rows, int cols, simcse_dropout d);
 
@@ -85,7 +90,7 @@ struct simcse_backend {
      * dropout on the probabilities (PyTorch's dropout(softmax(scores)) @ v).
      * lse[T*heads] (row log-sum-exp of the scaled scores, at lse[t*heads + h]) is saved
      * for the backward, which recomputes the probabilities from it.
-     * Probability dropout: rng row = token*heads + head (global token index, < 2^20),
+     * Probability dropout: rng row = row_ids[t]*heads + head (t the packed token; row_ids NULL: t),
      * element = key position j in its sequence, with the rule and scale of `dropout`.
      * The backward overwrites dq, dk, dv; `out` is there for kernels that form
      * D = rowsum(dout * out) (the CPU oracle computes D from the probabilities). */

@@ -4,7 +4,8 @@
  * 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi); both in float libm.
  *
  * Dropout draws nothing it has to remember: element (r, c) is dropped when
- *     simcse_rng_u32(seed, simcse_rng_subsequence(step, site, r), c) < simcse_dropout_threshold(p)
+ *     simcse_rng_u32(seed, simcse_dropout_subsequence(step, site), simcse_dropout_offset(row, c))
+ *         < simcse_dropout_threshold(p),   row = row_ids ? row_ids[r] : r
  * and kept elements are multiplied by 1.0f / (1.0f - p) (computed in float, as PyTorch
  * does). The backward is the same call on the gradient. p <= 0 is a copy; p >= 1 zeroes.
  * One Philox block serves four consecutive columns (simcse_rng_fill_u32). */
@@ -45,14 +46,15 @@ void cpu_tanh_bwd(simcse_backend *be, float *dx, const float *dy, const float *y
     for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
-void cpu_dropout_row_factor(simcse_dropout d, uint32_t row, float *factor, uint32_t *scratch, int n) {
+void cpu_dropout_row_factor(simcse_dropout d, uint64_t row, float *factor, uint32_t *scratch, int n) {
     if (d.p >= 1.0f) {
         for (int j = 0; j < n; j++) factor[j] = 0.0f;
         return;
     }
     const uint32_t thr = simcse_dropout_threshold(d.p);
     const float keep = 1.0f / (1.0f - d.p);
-    simcse_rng_fill_u32(d.seed, simcse_rng_subsequence(d.step, d.site, row), scratch, n);
+    simcse_rng_fill_u32_at(d.seed, simcse_dropout_subsequence(d.step, d.site), simcse_dropout_offset(row, 0), scratch,
+                           n);
     for (int j = 0; j < n; j++) factor[j] = scratch[j] < thr ? 0.0f : keep;
 }
 
@@ -66,7 +68,7 @@ void cpu_dropout(simcse_backend *be, float *y, const float *x, int rows, int col
     float *f = simcse_xmalloc((size_t)cols * sizeof(float) + 1);
     uint32_t *u = simcse_xmalloc((size_t)cols * sizeof(uint32_t) + 1);
     for (int r = 0; r < rows; r++) {
-        cpu_dropout_row_factor(d, (uint32_t)r, f, u, cols);
+        cpu_dropout_row_factor(d, d.row_ids ? (uint64_t)d.row_ids[r] : (uint64_t)r, f, u, cols);
         const float *xr = x + (size_t)r * cols;
         float *yr = y + (size_t)r * cols;
         for (int c = 0; c < cols; c++) yr[c] = xr[c] * f[c];

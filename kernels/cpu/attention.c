@@ -5,7 +5,7 @@
  *     lse = m + log(sum_j exp(S_j - m)),  m = max_j S_j         (the sum in double)
  *     P_j = exp(S_j - lse)                                      (softmax, recomputable from lse)
  *     out_t = sum_j P_j * f_j * v_j
- * with f_j the dropout factor of rng row t*heads + h (t the global token index), element j
+ * with f_j the dropout factor of rng row row_ids[t]*heads + h (t the packed token), element j
  * (the key position within its sequence): 0 if dropped, 1/(1-p) if kept; f = 1 when p == 0.
  * This is PyTorch's dropout(softmax(scores)) @ v. lse is saved at lse[t*heads + h].
  *
@@ -70,7 +70,8 @@ static float scores(float *s, const float *qt, const float *k, int t0, int L, in
 
 static void factors(float *f, uint32_t *u, simcse_dropout d, int t, int heads, int h, int L) {
     if (d.p > 0.0f)
-        cpu_dropout_row_factor(d, (uint32_t)t * (uint32_t)heads + (uint32_t)h, f, u, L);
+        cpu_dropout_row_factor(d, (d.row_ids ? (uint64_t)d.row_ids[t] : (uint64_t)t) * (uint64_t)heads + (uint64_t)h, f,
+                               u, L);
     else
         for (int j = 0; j < L; j++) f[j] = 1.0f;
 }

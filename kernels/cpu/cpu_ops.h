@@ -61,6 +61,6 @@ void cpu_adamw(simcse_backend *be, float *p, const float *g, float *m, float *v,
 /* Dropout as the whole project defines it (activations.c): the multiplier of elements
  * 0..n-1 of rng row `row`: 0 where dropped, 1/(1-p) (in float) where kept; all 0 when
  * p >= 1. scratch holds n values. Only for d.p > 0. */
-void cpu_dropout_row_factor(simcse_dropout d, uint32_t row, float *factor, uint32_t *scratch, int n);
+void cpu_dropout_row_factor(simcse_dropout d, uint64_t row, float *factor, uint32_t *scratch, int n);
 
 #endif

@@ -65,13 +65,18 @@ uint32_t simcse_rng_u32(uint64_t seed, uint64_t subsequence, uint64_t offset) {
     return o[offset & 3];
 }
 
-void simcse_rng_fill_u32(uint64_t seed, uint64_t subsequence, uint32_t *out, int n) {
+void simcse_rng_fill_u32_at(uint64_t seed, uint64_t subsequence, uint64_t offset0, uint32_t *out, int n) {
     uint32_t o[4];
-    for (int i = 0; i < n; i += 4) {
-        block(seed, subsequence, (uint64_t)i >> 2, o);
-        int m = n - i < 4 ? n - i : 4;
-        for (int j = 0; j < m; j++) out[i + j] = o[j];
+    int i = 0;
+    while (i < n) {
+        uint64_t off = offset0 + (uint64_t)i;
+        block(seed, subsequence, off >> 2, o);
+        for (unsigned j = (unsigned)(off & 3); j < 4 && i < n; j++) out[i++] = o[j];
     }
+}
+
+void simcse_rng_fill_u32(uint64_t seed, uint64_t subsequence, uint32_t *out, int n) {
+    simcse_rng_fill_u32_at(seed, subsequence, 0, out, n);
 }
 
 uint32_t simcse_dropout_threshold(float p) {

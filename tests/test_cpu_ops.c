@@ -464,15 +464,15 @@ Test(cpu_ops, infonce_closed_forms) {
     const float temp = 0.05f;
     float a[6] = {3, 0, 0, 0, 3, 0}, c[12] = {0.5f, 0, 0, 0, 0.5f, 0, 0, 2, 0, 2, 0, 0};
     float da[6], dc[12], loss = -1;
-    cpu()->infonce(cpu(), &loss, da, dc, a, c, 2, 2, 3, temp, 0.0f, 1.0f);
+    cpu()->infonce(cpu(), &loss, da, dc, a, c, 2, 2, 3, temp, 0.0f, 1.0f, 0, 0);
     double want = log(1.0 + exp(-1.0 / temp));
     cr_assert(fabs(loss - want) < 1e-6 * (1 + want), "in-batch: %g vs %g", loss, want);
     /* with hard negatives [e2, e1]: anchor 0 sees {1/t, 0, 0 + w, 1/t}; anchor 1 {0, 1/t, 1/t, 0 + w} */
     const float w = 0.8f;
-    cpu()->infonce(cpu(), &loss, da, dc, a, c, 2, 4, 3, temp, w, 1.0f);
+    cpu()->infonce(cpu(), &loss, da, dc, a, c, 2, 4, 3, temp, w, 1.0f, 0, 1);
     want = log(2.0 * exp(1.0 / temp) + 1.0 + exp((double)w)) - 1.0 / temp;
     cr_assert(fabs(loss - want) < 1e-6 * (1 + want), "hard negatives: %g vs %g", loss, want);
-    cpu()->infonce(cpu(), &loss, da, dc, a, c, 2, 4, 3, temp, 0.0f, 1.0f);
+    cpu()->infonce(cpu(), &loss, da, dc, a, c, 2, 4, 3, temp, 0.0f, 1.0f, 0, 1);
     double want0 = log(2.0 * exp(1.0 / temp) + 2.0) - 1.0 / temp;
     cr_assert(fabs(loss - want0) < 1e-6 * (1 + want0), "hn_weight 0: %g vs %g", loss, want0);
 }
@@ -500,8 +500,8 @@ Test(cpu_ops, infonce_matches_reference_and_scales_gradients) {
         float *a = rnd(B * H, -1, 1, 201), *c = rnd(C * H, -1, 1, 202);
         float *da1 = rnd(B * H, 5, 6, 203), *dc1 = rnd(C * H, 5, 6, 204), *da2 = zeros(B * H), *dc2 = zeros(C * H);
         float l1, l2;
-        cpu()->infonce(cpu(), &l1, da1, dc1, a, c, B, C, H, 0.07f, 0.4f, 1.0f);
-        cpu()->infonce(cpu(), &l2, da2, dc2, a, c, B, C, H, 0.07f, 0.4f, 0.25f);
+        cpu()->infonce(cpu(), &l1, da1, dc1, a, c, B, C, H, 0.07f, 0.4f, 1.0f, 0, C == 2 * B);
+        cpu()->infonce(cpu(), &l2, da2, dc2, a, c, B, C, H, 0.07f, 0.4f, 0.25f, 0, C == 2 * B);
         double want = ref_infonce(a, c, B, C, H, 0.07f, C == 2 * B ? 0.4f : 0.0);
         cr_assert(fabs(l1 - want) < 1e-6 * (1 + want), "C=%d: %g vs %g", C, l1, want);
         cr_assert_eq(l1, l2, "grad_scale must not scale the loss");
@@ -521,7 +521,7 @@ Test(cpu_ops, infonce_matches_reference_and_scales_gradients) {
 Test(cpu_ops, infonce_zero_vector_stays_finite) {
     const int B = 2, H = 3;
     float a[6] = {0, 0, 0, 1, 2, 3}, c[6] = {1, 0, 1, 0, 1, 1}, da[6], dc[6], loss;
-    cpu()->infonce(cpu(), &loss, da, dc, a, c, B, B, H, 0.05f, 0.0f, 1.0f);
+    cpu()->infonce(cpu(), &loss, da, dc, a, c, B, B, H, 0.05f, 0.0f, 1.0f, 0, 0);
     cr_assert(isfinite(loss));
     for (int i = 0; i < 6; i++) cr_assert(isfinite(da[i]) && isfinite(dc[i]));
 }

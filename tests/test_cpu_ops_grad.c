@@ -228,7 +228,7 @@ Test(cpu_ops, grad_pool_mean) { pool_grad(1); }
 /* ---- InfoNCE ---- */
 
 typedef struct {
-    int B, C, H;
+    int B, C, H, t0, hard;
     float temp, hn, gs;
     float *a, *c, *da, *dc;
 } nce_ctx;
@@ -236,13 +236,15 @@ typedef struct {
 static double nce_obj(void *p) {
     nce_ctx *c = p;
     float loss = 0.0f;
-    cpu()->infonce(cpu(), &loss, c->da, c->dc, c->a, c->c, c->B, c->C, c->H, c->temp, c->hn, c->gs);
+    cpu()->infonce(cpu(), &loss, c->da, c->dc, c->a, c->c, c->B, c->C, c->H, c->temp, c->hn, c->gs, c->t0,
+                   c->hard);
     return (double)loss * c->gs;
 }
 
-static void infonce_grad(int hard) {
-    nce_ctx c = {.B = 4, .H = 6, .temp = 0.1f, .hn = hard ? 0.7f : 0.0f, .gs = 0.75f};
-    c.C = hard ? 2 * c.B : c.B;
+/* ranks > 1: the anchors are rows t0.. of candidate blocks gathered from `ranks` ranks */
+static void infonce_grad(int hard, int ranks, int t0) {
+    nce_ctx c = {.B = 4, .H = 6, .temp = 0.1f, .hn = hard ? 0.7f : 0.0f, .gs = 0.75f, .t0 = t0, .hard = hard};
+    c.C = (hard ? 2 : 1) * c.B * ranks;
     c.a = rnd((size_t)c.B * c.H, -1, 1, 61), c.c = rnd((size_t)c.C * c.H, -1, 1, 62);
     c.da = zeros((size_t)c.B * c.H), c.dc = zeros((size_t)c.C * c.H);
     nce_obj(&c);
@@ -252,5 +254,6 @@ static void infonce_grad(int hard) {
     free(c.a), free(c.c), free(c.da), free(c.dc), free(da), free(dc);
 }
 
-Test(cpu_ops, grad_infonce_in_batch) { infonce_grad(0); }
-Test(cpu_ops, grad_infonce_hard_negatives) { infonce_grad(1); }
+Test(cpu_ops, grad_infonce_in_batch) { infonce_grad(0, 1, 0); }
+Test(cpu_ops, grad_infonce_hard_negatives) { infonce_grad(1, 1, 0); }
+Test(cpu_ops, grad_infonce_gathered_candidates) { infonce_grad(1, 3, 4); }

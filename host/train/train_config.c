@@ -62,6 +62,8 @@ static const key_def keys[] = {
     {"attention_dropout", F(attention_dropout, -1, 0.99), "dropout on attention probabilities (-1: config.json's)"},
     {"skip_malformed", B(skip_malformed), "skip malformed CSV rows (counted) instead of stopping"},
     {"eval_batch_size", I(eval_batch_size, 1, 1 << 20), "sentences per evaluation batch"},
+    {"grad_cache_chunk", I(grad_cache_chunk, 0, 1 << 20),
+     "gradient caching: examples per chunk (0: off); memory is bounded by the chunk"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

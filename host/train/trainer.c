@@ -43,7 +43,14 @@ typedef struct {
     simcse_optimizer optim;
     simcse_embedder embedder;
     simcse_text_batch text;
-    simcse_token_batch tokens;
+    simcse_token_batch *chunk_tokens;  /* one packed batch per gradient-caching chunk */
+    simcse_packed *chunks;
+    int *chunk_counts, n_chunk_slots, chunk;
+    const char **sub_text;             /* a chunk's sentences (pointers into text) */
+    size_t *sub_len;
+    simcse_step *step;
+    simcse_comm *comm;
+    int rank, world, leader;
     simcse_loss_config loss_cfg;
     simcse_pooler eval_pooler;
     int eval_mlp, n_fields, views;
@@ -145,7 +152,7 @@ static int restore_checkpoint(trainer *t) {
 
 static void progress(trainer *t, double loss, double lr, double norm, double sps, double elapsed, int force) {
     int tty = isatty(2);
-    if (t->opt->quiet || (!tty && !force)) return;
+    if (t->opt->quiet || !t->leader || (!tty && !force)) return;
     int64_t done = t->st.step, left = t->total_steps - done;
     double eta = sps > 0 ? (double)left * t->cfg->batch_size / sps : 0;
     fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
@@ -171,13 +178,19 @@ static int setup(trainer *t) {
     if (!t->data) return -1;
     t->n_fields = simcse_dataset_n_fields(t->data);
     t->views = t->n_fields < 2 ? 2 : t->n_fields;
-    if (simcse_sampler_init(&t->sampler, simcse_dataset_size(t->data), (uint64_t)c->seed, 1, 0) != 0) return -1;
-    int64_t per_epoch = simcse_sampler_batches_per_epoch(&t->sampler, c->batch_size);
+    /* Every rank walks the same global order and takes its own slice of each
+     * global batch; with several ranks an epoch's short tail is dropped so that
+     * every rank always has the same number of examples. */
+    if (simcse_sampler_init(&t->sampler, simcse_dataset_size(t->data), (uint64_t)c->seed, 1, t->world > 1) != 0)
+        return -1;
+    int64_t per_epoch = simcse_sampler_batches_per_epoch(&t->sampler, c->batch_size * t->world);
     t->total_steps = c->max_steps > 0 ? c->max_steps : per_epoch * c->num_epochs;
 
     t->be = simcse_backend_select(t->opt->device, c->precision);
     if (!t->be) return -1;
-    int max_seq = c->batch_size * t->views;
+    t->chunk = c->grad_cache_chunk > 0 && c->grad_cache_chunk < c->batch_size ? c->grad_cache_chunk : c->batch_size;
+    t->n_chunk_slots = (c->batch_size + t->chunk - 1) / t->chunk;
+    int max_seq = t->chunk * t->views;
     if (max_seq < c->eval_batch_size) max_seq = c->eval_batch_size;
     t->enc = simcse_encoder_create(t->be, &t->model, max_seq, max_seq * c->max_seq_len, 1);
     if (!t->enc) return -1;
@@ -198,7 +211,15 @@ static int setup(trainer *t) {
     if (simcse_embedder_init(&t->embedder, t->tok, t->enc, &t->model, t->eval_pooler, t->eval_mlp, c->max_seq_len,
                              c->eval_batch_size) != 0)
         return -1;
-    if (simcse_token_batch_init(&t->tokens, c->batch_size * t->views, c->max_seq_len) != 0) return -1;
+    t->sub_text = simcse_xcalloc((size_t)SIMCSE_DATA_MAX_FIELDS * t->chunk, sizeof *t->sub_text);
+    t->sub_len = simcse_xcalloc((size_t)SIMCSE_DATA_MAX_FIELDS * t->chunk, sizeof *t->sub_len);
+    t->chunk_tokens = simcse_xcalloc((size_t)t->n_chunk_slots, sizeof *t->chunk_tokens);
+    t->chunks = simcse_xcalloc((size_t)t->n_chunk_slots, sizeof *t->chunks);
+    t->chunk_counts = simcse_xcalloc((size_t)t->n_chunk_slots, sizeof *t->chunk_counts);
+    for (int k = 0; k < t->n_chunk_slots; k++)
+        if (simcse_token_batch_init(&t->chunk_tokens[k], t->chunk * t->views, c->max_seq_len) != 0) return -1;
+    t->step = simcse_step_create(t->enc, &t->loss_cfg, t->comm, c->batch_size, t->views);
+    if (!t->step) return -1;
 
     t->st.best_metric = -INFINITY;
     t->st.best_step = -1;
@@ -208,6 +229,7 @@ static int setup(trainer *t) {
         if (simcse_checkpoint_load_config(t->opt->output_dir, &saved, &t->st) != 0) return -1;
         if (restore_checkpoint(t) != 0) return -1;
     }
+    if (!t->leader) return 0; /* only rank 0 writes */
     if (simcse_mkdirs(t->opt->output_dir) != 0) return -1;
     char *mpath = simcse_path_join(t->opt->output_dir, "metrics.jsonl");
     t->metrics = fopen(mpath, t->opt->resume ? "a" : "w");
@@ -218,7 +240,13 @@ static int setup(trainer *t) {
 
 static void teardown(trainer *t) {
     if (t->metrics) fclose(t->metrics);
-    simcse_token_batch_free(&t->tokens);
+    for (int k = 0; k < t->n_chunk_slots && t->chunk_tokens; k++) simcse_token_batch_free(&t->chunk_tokens[k]);
+    free(t->chunk_tokens);
+    free(t->chunks);
+    free(t->chunk_counts);
+    free(t->sub_text);
+    free(t->sub_len);
+    simcse_step_free(t->step);
     simcse_text_batch_free(&t->text);
     simcse_embedder_free(&t->embedder);
     if (t->optim.be) simcse_optimizer_free(&t->optim);
@@ -229,42 +257,80 @@ static void teardown(trainer *t) {
     simcse_model_free(&t->model);
 }
 
+/* Packs this rank's b examples (global positions rank*b ..) into gradient-caching
+ * chunks; the dropout rows are global, so the chunking does not change the masks. */
+static int pack_chunks(trainer *t, const int64_t *idx, int b, int *n_chunks, int *T) {
+    if (simcse_dataset_get_batch(t->data, idx, b, &t->text) != 0) return -1;
+    const int F = t->text.n_fields, pos0 = simcse_config_position_offset(&t->model.cfg);
+    const char **text = t->sub_text;
+    size_t *len = t->sub_len;
+    *n_chunks = 0;
+    *T = 0;
+    for (int base = 0; base < b; base += t->chunk) {
+        int n = b - base < t->chunk ? b - base : t->chunk;
+        for (int f = 0; f < F; f++)
+            for (int i = 0; i < n; i++) {
+                text[f * n + i] = t->text.text[f * b + base + i];
+                len[f * n + i] = t->text.len[f * b + base + i];
+            }
+        simcse_text_batch sub = {.n = n, .n_fields = F, .text = text, .len = len};
+        simcse_token_batch *tb = &t->chunk_tokens[*n_chunks];
+        tb->example_base = (int64_t)t->rank * b + base;
+        tb->global_B = (int64_t)t->world * b;
+        if (simcse_pack_batch(t->tok, &sub, pos0, tb) != 0) return -1;
+        t->chunks[*n_chunks] = (simcse_packed){.n_seq = tb->n_seq, .T = tb->T, .ids = tb->ids, .pos_ids = tb->pos_ids,
+                                               .type_ids = NULL, .offsets = tb->offsets, .row_ids = tb->row_ids};
+        t->chunk_counts[*n_chunks] = n;
+        *T += tb->T;
+        ++*n_chunks;
+    }
+    return 0;
+}
+
 static int run(trainer *t, simcse_train_summary *sum) {
     const simcse_train_config *c = t->cfg;
-    const int eval_on = c->eval_tasks[0] != 0;
+    const int eval_on = c->eval_tasks[0] != 0 && t->leader;
+    if (t->leader && !t->opt->quiet) {
     fprintf(stderr,
             "simcse: training %s (%d layers, hidden %d, %zu parameters) on %s | %lld examples x %d field%s | "
             "batch %d | %lld steps | device %s\n",
             c->model[0] ? c->model : c->model_config, t->model.cfg.layers, t->model.cfg.hidden, t->model.n_floats,
             c->train_file, (long long)simcse_dataset_size(t->data), t->n_fields, t->n_fields > 1 ? "s" : "",
-            c->batch_size, (long long)t->total_steps, t->be->name);
+            c->batch_size * t->world, (long long)t->total_steps, t->be->name);
+    if (t->world > 1 || t->chunk < c->batch_size)
+        fprintf(stderr, "simcse: %d rank%s (%s) x %d examples; gradient caching in chunks of %d\n", t->world,
+                t->world > 1 ? "s" : "", t->comm ? t->comm->name : "single", c->batch_size, t->chunk);
     if (simcse_dataset_n_bad_rows(t->data) || simcse_dataset_n_empty_lines(t->data))
         fprintf(stderr, "simcse: %s: skipped %lld malformed rows and %lld empty lines\n", c->train_file,
                 (long long)simcse_dataset_n_bad_rows(t->data), (long long)simcse_dataset_n_empty_lines(t->data));
+    }
     sum->eval_before = sum->eval_best = NAN;
     if (eval_on && !t->opt->resume) {
         if (evaluate(t, &sum->eval_before) != 0) return -1;
         fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f\n", c->eval_tasks, sum->eval_before);
     }
-    int64_t *idx = simcse_xmalloc((size_t)c->batch_size * sizeof *idx);
+    int64_t *idx = simcse_xmalloc((size_t)c->batch_size * t->world * sizeof *idx);
     double t_start = simcse_now_seconds(), t_log = t_start, loss_sum = 0;
     long long sent_log = 0, n_log = 0;
     float loss = NAN;
     int rc = 0;
     while (t->st.step < t->total_steps) {
-        int b = simcse_sampler_next(&t->sampler, c->batch_size, idx);
-        if (b < 0 || simcse_dataset_get_batch(t->data, idx, b, &t->text) != 0 ||
-            simcse_pack_batch(t->tok, &t->text, simcse_config_position_offset(&t->model.cfg), &t->tokens) != 0) {
+        /* the global batch; this rank's slice of it */
+        int gb = simcse_sampler_next(&t->sampler, c->batch_size * t->world, idx);
+        if (gb < 0) {
             rc = -1;
             break;
         }
-        if (b < 2) continue; /* a lone example has no negatives: skip it (an epoch tail of 1) */
-        simcse_packed p = {.n_seq = t->tokens.n_seq, .T = t->tokens.T, .ids = t->tokens.ids,
-                           .pos_ids = t->tokens.pos_ids, .type_ids = NULL, .offsets = t->tokens.offsets,
-                           .row_ids = t->tokens.row_ids};
+        int b = gb / t->world;
+        if (b * t->world < 2) continue; /* a lone example has no negatives: skip it (an epoch tail of 1) */
+        int T = 0, n_chunks = 0;
+        if (pack_chunks(t, idx + (size_t)t->rank * b, b, &n_chunks, &T) != 0) {
+            rc = -1;
+            break;
+        }
         simcse_encoder_zero_grads(t->enc);
         simcse_encoder_set_dropout(t->enc, 1, (uint64_t)c->seed, (uint32_t)t->st.step);
-        if (simcse_contrastive_step(t->enc, &p, b, t->views, &t->loss_cfg, 1.0f, &loss) != 0) {
+        if (simcse_step_run(t->step, t->chunks, t->chunk_counts, n_chunks, &loss) != 0) {
             rc = -1;
             break;
         }
@@ -279,18 +345,19 @@ static int run(trainer *t, simcse_train_summary *sum) {
         t->st.step++;
         loss_sum += loss;
         n_log++;
-        sent_log += b;
+        sent_log += gb;
         double now = simcse_now_seconds();
         double sps = now > t_log ? sent_log / (now - t_log) : 0;
-        fprintf(t->metrics,
-                "{\"step\": %lld, \"epoch\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6f, "
-                "\"batch\": %d, \"tokens\": %d, \"elapsed_s\": %.3f}\n",
-                (long long)t->st.step, (unsigned long long)t->sampler.pos.epoch, loss, lr, norm, b, t->tokens.T,
-                now - t_start);
+        if (t->metrics)
+            fprintf(t->metrics,
+                    "{\"step\": %lld, \"epoch\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6f, "
+                    "\"batch\": %d, \"tokens\": %d, \"elapsed_s\": %.3f}\n",
+                    (long long)t->st.step, (unsigned long long)t->sampler.pos.epoch, loss, lr, norm, gb, T,
+                    now - t_start);
         int log_now = t->st.step % c->logging_steps == 0 || t->st.step == t->total_steps;
         progress(t, loss_sum / (double)n_log, lr, norm, sps, now - t_start, log_now);
         if (log_now) {
-            fflush(t->metrics);
+            if (t->metrics) fflush(t->metrics);
             loss_sum = 0;
             n_log = 0;
             sent_log = 0;
@@ -316,7 +383,7 @@ static int run(trainer *t, simcse_train_summary *sum) {
             }
         }
         int stop = t->opt->stop_after > 0 && t->st.step == t->opt->stop_after;
-        if ((c->save_steps > 0 && t->st.step % c->save_steps == 0) || last || stop) {
+        if (t->leader && ((c->save_steps > 0 && t->st.step % c->save_steps == 0) || last || stop)) {
             if (save_checkpoint(t) != 0) {
                 rc = -1;
                 break;
@@ -325,12 +392,12 @@ static int run(trainer *t, simcse_train_summary *sum) {
         if (stop) break;
     }
     free(idx);
-    if (rc == 0 && !eval_on && t->st.step == t->total_steps) rc = export_best(t);
+    if (rc == 0 && t->leader && !eval_on && t->st.step == t->total_steps) rc = export_best(t);
     sum->steps = t->st.step;
     sum->final_loss = loss;
     sum->eval_best = t->st.best_metric;
     sum->best_step = t->st.best_step;
-    if (rc == 0 && t->st.step == t->total_steps)
+    if (rc == 0 && t->leader && !t->opt->quiet && t->st.step == t->total_steps)
         fprintf(stderr, "simcse: done: %lld steps in %.1f s; model exported to %s%s\n", (long long)t->st.step,
                 simcse_now_seconds() - t_start, t->opt->output_dir,
                 eval_on ? " (the best dev checkpoint)" : "");
@@ -342,6 +409,10 @@ int simcse_train(const simcse_train_config *cfg, const simcse_train_options *opt
     memset(&t, 0, sizeof t);
     t.cfg = cfg;
     t.opt = opt;
+    t.comm = opt->comm;
+    t.rank = opt->comm ? opt->comm->rank : 0;
+    t.world = opt->comm ? opt->comm->size : 1;
+    t.leader = t.rank == 0;
     simcse_train_summary sum;
     memset(&sum, 0, sizeof sum);
     int rc = simcse_train_config_validate(cfg);

@@ -116,15 +116,17 @@ struct simcse_backend {
     /* y *= s in place */
     void (*scale)(simcse_backend *be, float *y, float s, size_t n);
 
-    /* InfoNCE with cosine similarity. anchors [B,H], cands [C,H] with C = B or 2B
-     * (the second block are hard negatives: anchor i's own hard negative is cands[B+i],
-     * and hn_weight is added to that logit). Logits = cos / temp, target = i.
-     * Returns the mean loss over the B anchors (written to *loss, a host pointer) and
-     * writes d_anchors [B,H] and d_cands [C,H] (overwrite), scaled by grad_scale (the loss
-     * is not). cos = a.c / max(|a| |c|, 1e-8) as nn.CosineSimilarity; the hard-negative
-     * weight is added after dividing by temp, as SimCSE does. */
+    /* InfoNCE with cosine similarity. anchors [B,H]; cands [C,H]: a block of positives and,
+     * when hard, a second block of the same size of hard negatives. Anchor i's positive
+     * is cands[target0 + i] and its hard negative cands[C/2 + target0 + i] (target0 > 0
+     * when the candidates were gathered from several ranks). Logits = cos / temp, plus
+     * hn_weight on the own hard negative (added after dividing by temp, as SimCSE).
+     * *loss (a host pointer) = mean over the B anchors; d_anchors [B,H] and d_cands [C,H]
+     * are overwritten, scaled by grad_scale (the loss is not).
+     * cos = a.c / max(|a| |c|, 1e-8) as nn.CosineSimilarity. */
     void (*infonce)(simcse_backend *be, float *loss, float *d_anchors, float *d_cands, const float *anchors,
-                    const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale);
+                    const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale,
+                    int target0, int hard);
 
     /* sum of squares of x[0..n) into *out (host pointer), fp64 accumulate on CPU */
     void (*sumsq)(simcse_backend *be, double *out, const float *x, size_t n);

@@ -36,6 +36,7 @@ typedef struct {
     double attention_dropout; /* < 0: from config.json */
     int skip_malformed;       /* malformed CSV rows: 1 skip (counted), 0 fatal */
     int eval_batch_size;
+    int grad_cache_chunk;     /* > 0: gradient caching with chunks of this many examples */
 } simcse_train_config;
 
 void simcse_train_config_defaults(simcse_train_config *c);

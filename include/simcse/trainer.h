@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "simcse/comm.h"
 #include "simcse/train_config.h"
 
 typedef struct {
@@ -14,6 +15,7 @@ typedef struct {
     int resume;                /* continue from output_dir/checkpoint */
     int64_t stop_after;        /* > 0: stop (as if killed) after this step's checkpoint; for tests */
     int quiet;                 /* no progress line */
+    simcse_comm *comm;         /* several ranks (NULL: one); rank 0 alone logs, evaluates and writes */
 } simcse_train_options;
 
 typedef struct {

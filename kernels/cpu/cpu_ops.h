@@ -51,7 +51,8 @@ void cpu_pool_mean_bwd(simcse_backend *be, float *dx, const float *dout, const i
 
 /* loss.c */
 void cpu_infonce(simcse_backend *be, float *loss, float *d_anchors, float *d_cands, const float *anchors,
-                 const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale);
+                 const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale, int target0,
+                 int hard);
 
 /* optim.c */
 void cpu_sumsq(simcse_backend *be, double *out, const float *x, size_t n);

@@ -4,10 +4,12 @@
  *             the product of the norms as its documentation states; recent
  *             F.cosine_similarity clamps each norm separately, which differs only for
  *             vectors of norm below 1e-8)
- *   logit_ij = cos_ij / temp + (C == 2B && j == B + i ? hn_weight : 0)
+ *   logit_ij = cos_ij / temp + (hard && j == C/2 + t0 + i ? hn_weight : 0)
  *             (SimCSE adds the hard-negative weight after dividing by the temperature)
- *   loss     = mean_i [ logsumexp_j logit_ij - logit_ii ]
- * Gradients: dlogit_ij = (softmax_ij - [j == i]) * grad_scale / B, dcos = dlogit / temp, and
+ *   loss     = mean_i [ logsumexp_j logit_ij - logit_i,t0+i ]
+ * t0 = target0: the anchors are rows t0.. of the (possibly gathered, several-rank)
+ * candidate blocks, so anchor i's positive is candidate t0 + i.
+ * Gradients: dlogit_ij = (softmax_ij - [j == t0 + i]) * grad_scale / B, dcos = dlogit / temp, and
  * through the cosine (unclamped case, n_a = |a_i|, n_c = |c_j|):
  *   dcos/da_i = c_j / (n_a n_c) - cos_ij a_i / n_a^2,  dcos/dc_j = a_i / (n_a n_c) - cos_ij c_j / n_c^2;
  * where the clamp is active the denominator is the constant 1e-8: dcos/da_i = c_j / 1e-8.
@@ -21,7 +23,8 @@
 #define COS_EPS 1e-8
 
 void cpu_infonce(simcse_backend *be, float *loss, float *d_anchors, float *d_cands, const float *anchors,
-                 const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale) {
+                 const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale, int target0,
+                 int hard) {
     (void)be;
     double *na = simcse_xmalloc(((size_t)B + 1) * sizeof(double));
     double *nc = simcse_xmalloc(((size_t)C + 1) * sizeof(double));
@@ -38,7 +41,7 @@ void cpu_infonce(simcse_backend *be, float *loss, float *d_anchors, float *d_can
         for (int h = 0; h < H; h++) s += (double)cands[(size_t)j * H + h] * cands[(size_t)j * H + h];
         nc[j] = sqrt(s);
     }
-    const int hard = C == 2 * B;
+    const int hn_col = hard ? C / 2 + target0 : -1; /* + i */
     double total = 0.0;
     double *logit = simcse_xmalloc(((size_t)C + 1) * sizeof(double));
     for (int i = 0; i < B; i++) {
@@ -50,16 +53,16 @@ void cpu_infonce(simcse_backend *be, float *loss, float *d_anchors, float *d_can
             for (int h = 0; h < H; h++) dotp += (double)a[h] * c[h];
             double den = na[i] * nc[j];
             cs[(size_t)i * C + j] = dotp / (den > COS_EPS ? den : COS_EPS);
-            logit[j] = cs[(size_t)i * C + j] / temp + (hard && j == B + i ? hn_weight : 0.0);
+            logit[j] = cs[(size_t)i * C + j] / temp + (hard && j == hn_col + i ? hn_weight : 0.0);
             if (logit[j] > m) m = logit[j];
         }
         double sum = 0.0;
         for (int j = 0; j < C; j++) sum += exp(logit[j] - m);
         const double lse = m + log(sum);
-        total += lse - logit[i];
+        total += lse - logit[target0 + i];
         /* cs row becomes dL/dcos */
         for (int j = 0; j < C; j++) {
-            double dl = (exp(logit[j] - lse) - (j == i ? 1.0 : 0.0)) * grad_scale / B;
+            double dl = (exp(logit[j] - lse) - (j == target0 + i ? 1.0 : 0.0)) * grad_scale / B;
             cs[(size_t)i * C + j] = dl / temp;
         }
     }

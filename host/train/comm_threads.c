@@ -1,0 +1,128 @@
+/* Threads as ranks: every collective posts each rank's buffer, meets at a
+ * barrier, lets each rank reduce its own slice (so the work is shared and the
+ * summation order, rank 0 first, does not depend on timing), meets again, and
+ * copies the result out. A last barrier keeps the next collective from
+ * overwriting buffers that a slower rank is still reading. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simcse/comm.h"
+#include "simcse/common.h"
+
+typedef struct {
+    int size;
+    pthread_barrier_t barrier;
+    const float **slot;
+    double *slot_f64[64];
+    float *scratch;
+    size_t scratch_n;
+    simcse_comm *comms;
+    simcse_comm **list;
+} group;
+
+static group *G(simcse_comm *c) { return c->ctx; }
+static void sync_all(group *g) { pthread_barrier_wait(&g->barrier); }
+
+static void slice(size_t n, int size, int r, size_t *lo, size_t *hi) {
+    *lo = n * (size_t)r / (size_t)size;
+    *hi = n * (size_t)(r + 1) / (size_t)size;
+}
+
+static int th_all_reduce(simcse_comm *c, float *buf, size_t n) {
+    group *g = G(c);
+    g->slot[c->rank] = buf;
+    if (c->rank == 0 && g->scratch_n < n) {
+        free(g->scratch);
+        g->scratch = simcse_xmalloc(n * sizeof(float));
+        g->scratch_n = n;
+    }
+    sync_all(g);
+    size_t lo, hi;
+    slice(n, g->size, c->rank, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        float s = 0.0f;
+        for (int q = 0; q < g->size; q++) s += g->slot[q][i];
+        g->scratch[i] = s;
+    }
+    sync_all(g);
+    memcpy(buf, g->scratch, n * sizeof(float));
+    sync_all(g);
+    return 0;
+}
+
+static int th_all_gather(simcse_comm *c, const float *send, float *recv, size_t n) {
+    group *g = G(c);
+    g->slot[c->rank] = send;
+    sync_all(g);
+    for (int q = 0; q < g->size; q++) memcpy(recv + (size_t)q * n, g->slot[q], n * sizeof(float));
+    sync_all(g);
+    return 0;
+}
+
+static int th_reduce_scatter(simcse_comm *c, const float *send, float *recv, size_t n) {
+    group *g = G(c);
+    g->slot[c->rank] = send;
+    sync_all(g);
+    const size_t base = (size_t)c->rank * n;
+    for (size_t i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int q = 0; q < g->size; q++) s += g->slot[q][base + i];
+        recv[i] = s;
+    }
+    sync_all(g);
+    return 0;
+}
+
+static int th_all_reduce_host_f64(simcse_comm *c, double *v, int n) {
+    group *g = G(c);
+    g->slot_f64[c->rank] = v;
+    sync_all(g);
+    double *sum = simcse_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    for (int i = 0; i < n; i++) {
+        sum[i] = 0.0;
+        for (int q = 0; q < g->size; q++) sum[i] += g->slot_f64[q][i];
+    }
+    sync_all(g);
+    memcpy(v, sum, (size_t)n * sizeof(double));
+    free(sum);
+    return 0;
+}
+
+simcse_comm **simcse_comm_threads_create(int size) {
+    if (size < 1 || size > 64) {
+        simcse_error("threads communicator: %d ranks (1..64)", size);
+        return NULL;
+    }
+    group *g = simcse_xcalloc(1, sizeof *g);
+    g->size = size;
+    pthread_barrier_init(&g->barrier, NULL, (unsigned)size);
+    g->slot = simcse_xcalloc((size_t)size, sizeof *g->slot);
+    g->comms = simcse_xcalloc((size_t)size, sizeof *g->comms);
+    g->list = simcse_xcalloc((size_t)size + 1, sizeof *g->list);
+    for (int r = 0; r < size; r++) {
+        simcse_comm *c = &g->comms[r];
+        c->rank = r;
+        c->size = size;
+        c->name = "threads";
+        c->ctx = g;
+        c->all_reduce_sum = th_all_reduce;
+        c->all_gather = th_all_gather;
+        c->reduce_scatter_sum = th_reduce_scatter;
+        c->all_reduce_host_f64 = th_all_reduce_host_f64;
+        c->destroy = NULL;
+        g->list[r] = c;
+    }
+    return g->list;
+}
+
+void simcse_comm_threads_destroy(simcse_comm **comms) {
+    if (!comms || !comms[0]) return;
+    group *g = comms[0]->ctx;
+    pthread_barrier_destroy(&g->barrier);
+    free(g->slot);
+    free(g->scratch);
+    free(g->comms);
+    free(g->list);
+    free(g);
+}

@@ -23,6 +23,7 @@
 #include "simcse/model.h"
 #include "simcse/optimizer.h"
 #include "simcse/rng.h"
+#include "test_util.h"
 
 #define N_EX 8       /* examples in the global batch */
 #define STEPS 3
@@ -247,4 +248,73 @@ Test(distributed, threads_collectives) {
         simcse_comm_threads_destroy(comms);
     }
     cr_assert_null(simcse_comm_threads_create(0));
+}
+
+/* The trainer end to end: --ranks 2 and --ranks 4 with gradient caching log the
+ * losses of one rank with the whole batch (the CLI, sharded data, global order). */
+static char *run_cli_losses(const char *dir, const char *extra) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s train --config %s/cfg.json --output %s/out --device cpu --quiet %s >%s/log 2>&1", test_bin(), dir,
+             dir, extra, dir);
+    cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+    char path[512];
+    snprintf(path, sizeof path, "%s/out/metrics.jsonl", dir);
+    size_t n;
+    char *text = simcse_read_file(path, &n);
+    cr_assert_not_null(text);
+    char *res = calloc(n + 1, 1);
+    for (char *p = strstr(text, "\"loss\": "); p; p = strstr(p + 1, "\"loss\": ")) {
+        strncat(res, p, (size_t)(strchr(p, ',') - p));
+        strcat(res, "\n");
+    }
+    free(text);
+    return res;
+}
+
+Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
+    const char *dir = "/tmp/simcse_test_dist_cli";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"model_type\": \"bert\", \"vocab_size\": 30522, \"hidden_size\": 16, \"num_hidden_layers\": 1,"
+          " \"num_attention_heads\": 2, \"intermediate_size\": 32, \"max_position_embeddings\": 32,"
+          " \"type_vocab_size\": 2, \"layer_norm_eps\": 1e-12, \"hidden_act\": \"gelu\", \"pad_token_id\": 0}",
+          f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/train.csv", dir);
+    f = fopen(path, "w");
+    fputs("sent0,sent1,hard_neg\n", f);
+    for (int i = 0; i < 48; i++)
+        fprintf(f, "a man plays %d songs,someone makes music %d,\"nobody, %d, is here\"\n", i, i * 3, i * 7);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/cfg.json", dir);
+    f = fopen(path, "w");
+    fprintf(f,
+            "{\"model_config\": \"%s/model.json\", \"tokenizer\": \"%s/tokenizers/bert-base-uncased\","
+            " \"train_file\": \"%s/train.csv\", \"batch_size\": 8, \"max_steps\": 4, \"learning_rate\": 1e-3,"
+            " \"eval_tasks\": \"\", \"max_seq_len\": 16, \"precision\": \"fp32\", \"hard_negative_weight\": 0.2,"
+            " \"logging_steps\": 1}",
+            dir, test_data_dir(), dir);
+    fclose(f);
+    char *one = run_cli_losses(dir, "");
+    char *two = run_cli_losses(dir, "--ranks 2 --set batch_size=4");
+    char *four = run_cli_losses(dir, "--ranks 4 --set batch_size=2 --set grad_cache_chunk=1");
+    cr_assert(strlen(one) > 0);
+    /* printed with 6 decimals: equal up to fp32 summation order */
+    double a[4], b[4], c[4];
+    cr_assert_eq(sscanf(one, "\"loss\": %lf \"loss\": %lf \"loss\": %lf \"loss\": %lf", &a[0], &a[1], &a[2], &a[3]), 4);
+    cr_assert_eq(sscanf(two, "\"loss\": %lf \"loss\": %lf \"loss\": %lf \"loss\": %lf", &b[0], &b[1], &b[2], &b[3]), 4);
+    cr_assert_eq(sscanf(four, "\"loss\": %lf \"loss\": %lf \"loss\": %lf \"loss\": %lf", &c[0], &c[1], &c[2], &c[3]),
+                 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert(fabs(a[i] - b[i]) <= 2e-5 * fmax(1, a[i]), "step %d: 2 ranks %.6f vs 1 rank %.6f", i, b[i], a[i]);
+        cr_assert(fabs(a[i] - c[i]) <= 2e-5 * fmax(1, a[i]), "step %d: 4 ranks %.6f vs 1 rank %.6f", i, c[i], a[i]);
+    }
+    free(one);
+    free(two);
+    free(four);
 }

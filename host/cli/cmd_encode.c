@@ -59,7 +59,7 @@ int simcse_cmd_encode(int argc, char **argv) {
     if (max_len > limit) simcse_fatal("encode: --max-len %d exceeds the model's limit of %d tokens", max_len, limit);
     simcse_tokenizer *tok = simcse_tokenizer_load(model_dir);
     if (!tok) simcse_fatal("%s", simcse_last_error());
-    simcse_backend *be = simcse_backend_select(device, precision);
+    simcse_backend *be = simcse_backend_select(device, precision, 0);
     if (!be) simcse_fatal("encode: %s", simcse_last_error());
     int n;
     char **lines = simcse_read_lines(input, &n);

@@ -70,7 +70,7 @@ int simcse_cmd_eval(int argc, char **argv) {
     if (max_len > limit) simcse_fatal("eval: --max-len %d exceeds the model's limit of %d tokens", max_len, limit);
     simcse_tokenizer *tok = simcse_tokenizer_load(model_dir);
     if (!tok) simcse_fatal("%s", simcse_last_error());
-    simcse_backend *be = simcse_backend_select(device, precision);
+    simcse_backend *be = simcse_backend_select(device, precision, 0);
     if (!be) simcse_fatal("eval: %s", simcse_last_error());
     simcse_encoder *enc = simcse_encoder_create(be, &m, batch, batch * max_len, 0);
     if (!enc) simcse_fatal("eval: %s", simcse_last_error());

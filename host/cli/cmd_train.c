@@ -1,10 +1,15 @@
 /* simcse train: SimCSE fine-tuning from a JSON config. */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "simcse/checkpoint.h"
 #include "simcse/cli.h"
+#include "simcse/comm.h"
 #include "simcse/common.h"
+#include "simcse/export.h"
+#include "simcse/launch.h"
 #include "simcse/train_config.h"
 #include "simcse/trainer.h"
 
@@ -18,15 +23,64 @@ static void usage(FILE *f) {
             "                    and the resumable checkpoint/ go\n"
             "  --resume DIR      continue the run whose --output was DIR, from DIR/checkpoint\n"
             "  --device D        cpu, cuda or auto (default auto)\n"
+            "  --gpus N          N processes on this node, one per GPU, NCCL between them (mpirun / srun\n"
+            "                    work too: ranks come from their environment)\n"
+            "  --ranks N         N threads as ranks on the CPU (the in-process communicator)\n"
             "  --quiet           no progress line\n\nconfiguration keys (default, meaning):\n");
     simcse_train_config_print_keys(f);
+}
+
+static void print_summary(const simcse_train_summary *sum) {
+    if (sum->eval_before == sum->eval_before)
+        printf("STS-B dev Spearman x100: before %.2f, after (best, step %lld) %.2f\n", sum->eval_before,
+               (long long)sum->best_step, sum->eval_best);
+}
+
+typedef struct {
+    const simcse_train_config *cfg;
+    simcse_train_options opt;
+    simcse_train_summary sum;
+    int rc;
+    char err[1024];
+} rank_job;
+
+static void *rank_main(void *p) {
+    rank_job *j = p;
+    j->rc = simcse_train(j->cfg, &j->opt, &j->sum);
+    if (j->rc != 0) snprintf(j->err, sizeof j->err, "%s", simcse_last_error());
+    return NULL;
+}
+
+/* --ranks N: threads as ranks on the CPU, one trainer each. */
+static int train_threads(const simcse_train_config *cfg, const simcse_train_options *opt, int n) {
+    if (strcmp(opt->device, "cpu") && strcmp(opt->device, "auto"))
+        simcse_fatal("train: --ranks runs on the CPU; use --gpus for several GPUs");
+    simcse_comm **comms = simcse_comm_threads_create(n);
+    if (!comms) simcse_fatal("train: %s", simcse_last_error());
+    rank_job *jobs = simcse_xcalloc((size_t)n, sizeof *jobs);
+    pthread_t *th = simcse_xcalloc((size_t)n, sizeof *th);
+    for (int r = 0; r < n; r++) {
+        jobs[r].cfg = cfg;
+        jobs[r].opt = *opt;
+        jobs[r].opt.device = "cpu";
+        jobs[r].opt.comm = comms[r];
+        if (pthread_create(&th[r], NULL, rank_main, &jobs[r]) != 0) simcse_fatal("train: cannot start rank %d", r);
+    }
+    for (int r = 0; r < n; r++) pthread_join(th[r], NULL);
+    for (int r = 0; r < n; r++)
+        if (jobs[r].rc != 0) simcse_fatal("rank %d: %s", r, jobs[r].err);
+    print_summary(&jobs[0].sum);
+    simcse_comm_threads_destroy(comms);
+    free(jobs);
+    free(th);
+    return 0;
 }
 
 int simcse_cmd_train(int argc, char **argv) {
     simcse_train_config cfg;
     simcse_train_config_defaults(&cfg);
     const char *config = NULL, *output = NULL, *resume = NULL, *device = "auto", *val;
-    int stop_after = 0, quiet = 0;
+    int stop_after = 0, quiet = 0, gpus = 1, ranks = 1;
     const char *sets[64];
     int n_sets = 0;
     for (int i = 1; i < argc; i++) {
@@ -48,7 +102,9 @@ int simcse_cmd_train(int argc, char **argv) {
             (r = simcse_arg_str(argc, argv, &i, "--output", &output)) ||
             (r = simcse_arg_str(argc, argv, &i, "--resume", &resume)) ||
             (r = simcse_arg_str(argc, argv, &i, "--device", &device)) ||
-            (r = simcse_arg_int(argc, argv, &i, "--stop-after", 1, 1 << 30, &stop_after))) {
+            (r = simcse_arg_int(argc, argv, &i, "--stop-after", 1, 1 << 30, &stop_after)) ||
+            (r = simcse_arg_int(argc, argv, &i, "--gpus", 1, 1024, &gpus)) ||
+            (r = simcse_arg_int(argc, argv, &i, "--ranks", 1, 64, &ranks))) {
             if (r < 0) simcse_fatal("train: %s", simcse_last_error());
             continue;
         }
@@ -76,10 +132,33 @@ int simcse_cmd_train(int argc, char **argv) {
     if (simcse_train_config_expand_data(&cfg) != 0) simcse_fatal("%s", simcse_last_error());
     simcse_train_options opt = {.output_dir = output, .device = device, .resume = resume != NULL,
                                 .stop_after = stop_after, .quiet = quiet};
+    if (ranks > 1) return train_threads(&cfg, &opt, ranks);
+
+    simcse_launch_env env;
+    if (simcse_launch_env_read(&env) != 0) simcse_fatal("train: %s", simcse_last_error());
+    if (gpus > 1 && env.world == 1) {
+        int r = simcse_launch_local(gpus);
+        if (r < 0) simcse_fatal("train: %s", simcse_last_error());
+        if (r == 0) return 0; /* the launcher: every worker finished */
+        if (simcse_launch_env_read(&env) != 0) simcse_fatal("train: %s", simcse_last_error());
+    }
+    simcse_comm *comm = NULL;
+    if (env.world > 1) {
+        if (!strcmp(device, "cpu")) simcse_fatal("train: several processes need GPUs (--device cuda); --ranks N runs ranks on the CPU");
+        if (simcse_mkdirs(output) != 0) simcse_fatal("%s", simcse_last_error());
+        char *id_path = simcse_nccl_id_path(output);
+        unsigned char id[SIMCSE_NCCL_ID_BYTES];
+        if (simcse_nccl_rendezvous(&env, id_path, 300, id) != 0) simcse_fatal("train: %s", simcse_last_error());
+        free(id_path);
+        comm = simcse_comm_nccl_create(env.rank, env.world, id, env.local_rank);
+        if (!comm) simcse_fatal("train: %s", simcse_last_error());
+        opt.comm = comm;
+        opt.gpu = env.local_rank;
+        opt.device = "cuda";
+    }
     simcse_train_summary sum;
     if (simcse_train(&cfg, &opt, &sum) != 0) simcse_fatal("%s", simcse_last_error());
-    if (sum.eval_before == sum.eval_before)
-        printf("STS-B dev Spearman x100: before %.2f, after (best, step %lld) %.2f\n", sum.eval_before,
-               (long long)sum.best_step, sum.eval_best);
+    if (comm) comm->destroy(comm);
+    if (env.rank == 0) print_summary(&sum);
     return 0;
 }

@@ -186,7 +186,7 @@ static int setup(trainer *t) {
     int64_t per_epoch = simcse_sampler_batches_per_epoch(&t->sampler, c->batch_size * t->world);
     t->total_steps = c->max_steps > 0 ? c->max_steps : per_epoch * c->num_epochs;
 
-    t->be = simcse_backend_select(t->opt->device, c->precision);
+    t->be = simcse_backend_select(t->opt->device, c->precision, t->opt->gpu);
     if (!t->be) return -1;
     t->chunk = c->grad_cache_chunk > 0 && c->grad_cache_chunk < c->batch_size ? c->grad_cache_chunk : c->batch_size;
     t->n_chunk_slots = (c->batch_size + t->chunk - 1) / t->chunk;

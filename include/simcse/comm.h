@@ -30,11 +30,11 @@ simcse_comm **simcse_comm_threads_create(int size);
 /* Destroys the group (after every thread has finished with its communicator). */
 void simcse_comm_threads_destroy(simcse_comm **comms);
 
-/* NCCL (built with SIMCSE_NCCL): rank of size ranks on the current CUDA device,
+/* NCCL (built with SIMCSE_NCCL): rank of size ranks on CUDA device `device`,
  * joined through the 128-byte unique id that rank 0 made with simcse_nccl_unique_id
  * and shared (a file, or MPI). NULL + error when NCCL is absent or fails. */
 #define SIMCSE_NCCL_ID_BYTES 128
 int simcse_nccl_unique_id(unsigned char id[SIMCSE_NCCL_ID_BYTES]);
-simcse_comm *simcse_comm_nccl_create(int rank, int size, const unsigned char id[SIMCSE_NCCL_ID_BYTES]);
+simcse_comm *simcse_comm_nccl_create(int rank, int size, const unsigned char id[SIMCSE_NCCL_ID_BYTES], int device);
 
 #endif

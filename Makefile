@@ -82,7 +82,8 @@ $(BUILD)/simcse_tests: $(TEST_OBJ) $(BUILD)/libsimcse.a
 
 # One Criterion binary for the whole suite; --jobs 2 matches the CI machine.
 test: $(BUILD)/simcse $(BUILD)/simcse_tests
-	SIMCSE_BIN=$(BUILD)/simcse $(BUILD)/simcse_tests --jobs 2 $(TEST_ARGS)
+	SIMCSE_BIN=$(BUILD)/simcse LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  $(BUILD)/simcse_tests --jobs 2 $(TEST_ARGS)
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)

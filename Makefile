@@ -37,7 +37,7 @@ TEST_SRC   := $(wildcard tests/test_*.c)
 
 LIB_OBJ    := $(HOST_SRC:%.c=$(BUILD)/obj/%.o) $(CPU_SRC:%.c=$(BUILD)/obj/%.o)
 ifeq ($(CUDA),1)
-  NVCCFLAGS := -O3 -std=c++17 -Iinclude -I. --expt-relaxed-constexpr \
+  NVCCFLAGS := -O3 -std=c++17 -Iinclude -I. --expt-relaxed-constexpr -MMD -MP \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
                -gencode arch=compute_90,code=compute_90 \
                -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter -Werror all-warnings

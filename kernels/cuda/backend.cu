@@ -1,0 +1,249 @@
+/* The CUDA backend: the vtable, device memory, the stream, the cuBLAS / cuBLASLt handles.
+ *
+ * Design choices
+ * - One backend per (device, precision) per process, created on first use and kept for the
+ *   life of the process (ops.h has no destroy call; handles and the stream are reused by
+ *   every caller that asks for the same device and mode).
+ * - One stream per backend (an ordinary blocking stream, so work that other code puts on
+ *   the legacy default stream still orders against it): every op is enqueued on it in
+ *   issue order, so ops never need their own synchronisation; to_host, sync, free and the
+ *   host-returning ops (infonce's loss, sumsq) wait for it. Nothing else synchronises, so
+ *   the ops between those can be captured in a CUDA graph once a warm-up step has sized the
+ *   scratch arena and the cuBLASLt plans (cuBLAS gets a fixed workspace for the same reason);
+ *   the two host-returning ops end a capture (TODO: device-side results for them).
+ * - alloc is plain cudaMalloc (no managed memory); out of memory is reported, not fatal:
+ *   NULL + "... allocating N bytes (F MiB free of T MiB)". Every other failing CUDA call is
+ *   fatal with the call, file and line (see cuda_common.cuh).
+ * - to_device from pageable host memory returns once the source has been staged, so the
+ *   caller may reuse it at once (a page-locked source would be read later: sync first);
+ *   to_host waits for the copy (and so for all prior work). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_common.cuh"
+
+void cu_fail(const char *file, int line, const char *what, const char *detail) {
+    simcse_error("cuda backend: %s:%d: %s failed: %s", file, line, what, detail);
+    simcse_fatal("%s", simcse_last_error());
+}
+
+void cu_enter(simcse_backend *be) {
+    int cur = -1;
+    CU_CHECK(cudaGetDevice(&cur));
+    if (cur != cu_ctx_of(be)->device) CU_CHECK(cudaSetDevice(cu_ctx_of(be)->device));
+}
+
+void *cu_alloc(simcse_backend *be, size_t bytes) {
+    cu_enter(be);
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+    if (e == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError(); /* an allocation failure is not sticky: clear it */
+        size_t free_b = 0, total_b = 0;
+        if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+            (void)cudaGetLastError();
+            free_b = total_b = 0;
+        }
+        simcse_error("cuda backend: out of device memory allocating %zu bytes on device %d (%.1f MiB free of %.1f MiB)",
+                     bytes, cu_ctx_of(be)->device, free_b / 1048576.0, total_b / 1048576.0);
+        return NULL;
+    }
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        simcse_error("cuda backend: %s:%d: cudaMalloc(%zu bytes) failed: %s", __FILE__, __LINE__, bytes,
+                     cudaGetErrorString(e));
+        return NULL;
+    }
+    return p;
+}
+
+void cu_free(simcse_backend *be, void *p) {
+    if (!p) return;
+    cu_enter(be);
+    /* cudaFree waits for the device; the stream's pending work that uses p is done first. */
+    CU_CHECK(cudaStreamSynchronize(cu_stream(be)));
+    CU_CHECK(cudaFree(p));
+}
+
+static void cu_to_device(simcse_backend *be, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    cu_enter(be);
+    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cu_stream(be)));
+}
+
+static void cu_to_host(simcse_backend *be, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    cu_enter(be);
+    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cu_stream(be)));
+    CU_CHECK(cudaStreamSynchronize(cu_stream(be)));
+}
+
+/* Device-to-device copy (the regions must not overlap; dst == src is a no-op). */
+void cu_copy(simcse_backend *be, void *dst, const void *src, size_t bytes) {
+    if (!bytes || dst == src) return;
+    cu_enter(be);
+    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu_stream(be)));
+}
+
+static void cu_zero(simcse_backend *be, void *p, size_t bytes) {
+    if (!bytes) return;
+    cu_enter(be);
+    CU_CHECK(cudaMemsetAsync(p, 0, bytes, cu_stream(be)));
+}
+
+static void cu_sync(simcse_backend *be) {
+    cu_enter(be);
+    CU_CHECK(cudaStreamSynchronize(cu_stream(be)));
+}
+
+void *cu_scratch(simcse_backend *be, size_t bytes) {
+    cu_ctx *c = cu_ctx_of(be);
+    if (bytes <= c->scratch_bytes) return c->scratch;
+    size_t want = bytes + bytes / 4;            /* some headroom against repeated growth */
+    want = (want + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    if (c->scratch) {
+        CU_CHECK(cudaStreamSynchronize(c->stream)); /* earlier ops may still read it */
+        CU_CHECK(cudaFree(c->scratch));
+        c->scratch = NULL;
+        c->scratch_bytes = 0;
+    }
+    void *p = cu_alloc(be, want);
+    if (!p) simcse_fatal("%s (scratch space for a CUDA op)", simcse_last_error());
+    c->scratch = p;
+    c->scratch_bytes = want;
+    return p;
+}
+
+extern "C" int simcse_cuda_available(void) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* no driver / no device: not an error to report */
+        return 0;
+    }
+    return n > 0;
+}
+
+#define MAX_DEVICES 64
+static simcse_backend *g_backends[MAX_DEVICES][2];
+
+/* Constructor failures return NULL + simcse_error(); the partial context is released. */
+#define CU_TRY(call)                                                                              \
+    do {                                                                                          \
+        cudaError_t cu_e_ = (call);                                                               \
+        if (cu_e_ != cudaSuccess) {                                                               \
+            (void)cudaGetLastError();                                                             \
+            simcse_error("cuda backend: %s:%d: %s failed: %s", __FILE__, __LINE__, #call,         \
+                         cudaGetErrorString(cu_e_));                                              \
+            goto fail;                                                                            \
+        }                                                                                         \
+    } while (0)
+#define CUBLAS_TRY(call)                                                                          \
+    do {                                                                                          \
+        cublasStatus_t cu_s_ = (call);                                                            \
+        if (cu_s_ != CUBLAS_STATUS_SUCCESS) {                                                     \
+            simcse_error("cuda backend: %s:%d: %s failed: %s", __FILE__, __LINE__, #call,         \
+                         cublasGetStatusString(cu_s_));                                           \
+            goto fail;                                                                            \
+        }                                                                                         \
+    } while (0)
+
+extern "C" simcse_backend *simcse_backend_cuda(int device, int bf16) {
+    bf16 = bf16 ? 1 : 0;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n <= 0) {
+        (void)cudaGetLastError();
+        simcse_error("cuda backend: no usable CUDA device (%s)",
+                     e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found none");
+        return NULL;
+    }
+    if (device < 0 || device >= n || device >= MAX_DEVICES) {
+        simcse_error("cuda backend: device %d does not exist (%d device%s found)", device, n, n == 1 ? "" : "s");
+        return NULL;
+    }
+    if (g_backends[device][bf16]) return g_backends[device][bf16];
+
+    simcse_backend *be = (simcse_backend *)calloc(1, sizeof *be);
+    cu_ctx *c = (cu_ctx *)calloc(1, sizeof *c);
+    if (!be || !c) simcse_fatal("out of host memory creating the CUDA backend");
+    c->device = device;
+    c->bf16 = bf16;
+    be->ctx = c;
+    be->name = bf16 ? "cuda-bf16" : "cuda";
+    {
+        cudaDeviceProp prop;
+        int optin = 0;
+        CU_TRY(cudaSetDevice(device));
+        CU_TRY(cudaGetDeviceProperties(&prop, device));
+        if (prop.major < 8) {
+            simcse_error("cuda backend: device %d (%s) has compute capability %d.%d; simcse needs 8.0 or newer",
+                         device, prop.name, prop.major, prop.minor);
+            goto fail;
+        }
+        c->sm_count = prop.multiProcessorCount;
+        CU_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+        c->smem_optin = (size_t)optin;
+        CU_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamDefault));
+        CUBLAS_TRY(cublasCreate(&c->blas));
+        CUBLAS_TRY(cublasSetStream(c->blas, c->stream));
+        /* fp32 mode: pedantic math (no TF32, no reduced-precision shortcut) for parity with
+         * the CPU. bf16 mode: default math, so bf16 x bf16 -> fp32 GEMMs use the tensor
+         * cores; its fp32 GEMMs (the loss) still get no TF32, which default math never uses
+         * for CUBLAS_COMPUTE_32F. */
+        CUBLAS_TRY(cublasSetMathMode(c->blas, bf16 ? CUBLAS_DEFAULT_MATH : CUBLAS_PEDANTIC_MATH));
+        CUBLAS_TRY(cublasLtCreate(&c->lt));
+        c->lt_ws_bytes = (size_t)32 << 20;
+        CU_TRY(cudaMalloc(&c->lt_ws, c->lt_ws_bytes));
+        /* the classic API gets its own fixed workspace (graph capture must not allocate) */
+        c->blas_ws_bytes = (size_t)32 << 20;
+        CU_TRY(cudaMalloc(&c->blas_ws, c->blas_ws_bytes));
+        CUBLAS_TRY(cublasSetWorkspace(c->blas, c->blas_ws, c->blas_ws_bytes));
+    }
+
+    be->alloc = cu_alloc;
+    be->free = cu_free;
+    be->to_device = cu_to_device;
+    be->to_host = cu_to_host;
+    be->zero = cu_zero;
+    be->copy = cu_copy;
+    be->sync = cu_sync;
+    be->embed_fwd = cu_embed_fwd;
+    be->embed_bwd = cu_embed_bwd;
+    be->linear_fwd = cu_linear_fwd;
+    be->linear_bwd = cu_linear_bwd;
+    be->layernorm_fwd = cu_layernorm_fwd;
+    be->layernorm_bwd = cu_layernorm_bwd;
+    be->gelu_fwd = cu_gelu_fwd;
+    be->gelu_bwd = cu_gelu_bwd;
+    be->tanh_fwd = cu_tanh_fwd;
+    be->tanh_bwd = cu_tanh_bwd;
+    be->dropout = cu_dropout;
+    be->attention_fwd = cu_attention_fwd;
+    be->attention_bwd = cu_attention_bwd;
+    be->pool_first_fwd = cu_pool_first_fwd;
+    be->pool_first_bwd = cu_pool_first_bwd;
+    be->pool_mean_fwd = cu_pool_mean_fwd;
+    be->pool_mean_bwd = cu_pool_mean_bwd;
+    be->add = cu_add;
+    be->scale = cu_scale;
+    be->infonce = cu_infonce;
+    be->sumsq = cu_sumsq;
+    be->adamw = cu_adamw;
+
+    cu_attention_init(be);
+    g_backends[device][bf16] = be;
+    return be;
+
+fail:
+    if (c->lt_ws) (void)cudaFree(c->lt_ws);
+    if (c->blas_ws) (void)cudaFree(c->blas_ws);
+    if (c->lt) (void)cublasLtDestroy(c->lt);
+    if (c->blas) (void)cublasDestroy(c->blas);
+    if (c->stream) (void)cudaStreamDestroy(c->stream);
+    (void)cudaGetLastError();
+    free(c);
+    free(be);
+    return NULL;
+}

@@ -1,0 +1,171 @@
+/* Private to the CUDA backend: its context, the error-checking macros, the scratch
+ * arena and the functions each file of kernels/cuda contributes to the vtable.
+ *
+ * Error policy. The op signatures return void, so a failing CUDA / cuBLAS call inside an
+ * op is unrecoverable: CU_CHECK / CUBLAS_CHECK record "file:line: call: reason" with
+ * simcse_error() and exit through simcse_fatal(); CU_LAUNCH_CHECK does the same after
+ * every kernel launch (a bad launch configuration is a bug, not a condition to handle).
+ * Only the constructor (simcse_backend_cuda) and alloc report failure to the caller
+ * (NULL + simcse_error), as ops.h documents.
+ *
+ * Every launch is guarded against empty problems (a grid of 0 blocks is a launch error),
+ * and all work goes onto the backend's one stream, so ops are ordered exactly as issued and
+ * the scratch arena can be reused by each op in turn. */
+#ifndef SIMCSE_CUDA_COMMON_CUH
+#define SIMCSE_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* common.h uses C11's <stdnoreturn.h> `noreturn`, which C++ spells [[noreturn]]. */
+#define noreturn [[noreturn]]
+extern "C" {
+#include "simcse/common.h"
+#include "simcse/ops.h"
+}
+#undef noreturn
+
+typedef struct {
+    int device;
+    int bf16;                 /* 1: GEMM operands in bf16 (fp32 accumulate), see linear.cu */
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cublasLtHandle_t lt;
+    void *lt_ws;              /* cuBLASLt workspace */
+    size_t lt_ws_bytes;
+    void *blas_ws;            /* cuBLAS workspace */
+    size_t blas_ws_bytes;
+    void *scratch;            /* grown on demand by cu_scratch() */
+    size_t scratch_bytes;
+    int sm_count;
+    size_t smem_optin;        /* max dynamic shared memory per block (opt-in) */
+} cu_ctx;
+
+static inline cu_ctx *cu_ctx_of(simcse_backend *be) { return (cu_ctx *)be->ctx; }
+static inline cudaStream_t cu_stream(simcse_backend *be) { return cu_ctx_of(be)->stream; }
+
+/* Records "file:line: what: detail" and exits (ops cannot return an error). */
+[[noreturn]] void cu_fail(const char *file, int line, const char *what, const char *detail);
+
+#define CU_CHECK(call)                                                         \
+    do {                                                                       \
+        cudaError_t cu_e_ = (call);                                            \
+        if (cu_e_ != cudaSuccess)                                              \
+            cu_fail(__FILE__, __LINE__, #call, cudaGetErrorString(cu_e_));     \
+    } while (0)
+
+#define CUBLAS_CHECK(call)                                                     \
+    do {                                                                       \
+        cublasStatus_t cu_s_ = (call);                                         \
+        if (cu_s_ != CUBLAS_STATUS_SUCCESS)                                    \
+            cu_fail(__FILE__, __LINE__, #call, cublasGetStatusString(cu_s_));  \
+    } while (0)
+
+/* After a <<<>>> launch: configuration errors show up in cudaGetLastError(). */
+#define CU_LAUNCH_CHECK(kernel_name)                                           \
+    do {                                                                       \
+        cudaError_t cu_e_ = cudaGetLastError();                                \
+        if (cu_e_ != cudaSuccess)                                              \
+            cu_fail(__FILE__, __LINE__, "launch of " kernel_name,              \
+                    cudaGetErrorString(cu_e_));                                \
+    } while (0)
+
+/* Makes the backend's device current for this thread (cheap when it already is). */
+void cu_enter(simcse_backend *be);
+
+/* A device buffer of at least `bytes`, valid until the next cu_scratch() call. Ops carve
+ * their temporaries out of one call. Growing synchronises the stream and reallocates, so
+ * a CUDA graph should be captured only after a warm-up step has sized the arena. */
+void *cu_scratch(simcse_backend *be, size_t bytes);
+
+/* Rounds up to a multiple of 256 bytes (to carve aligned sub-buffers from the scratch). */
+static inline size_t cu_align256(size_t b) { return (b + 255) & ~(size_t)255; }
+
+/* Blocks for a grid-stride loop over n items. */
+static inline unsigned cu_grid(size_t n, unsigned threads) {
+    size_t b = (n + threads - 1) / threads;
+    if (b > 65535u * 8u) b = 65535u * 8u;
+    return (unsigned)(b ? b : 1);
+}
+
+#define CU_WARP 32
+#define CU_FULL_MASK 0xffffffffu
+
+__device__ __forceinline__ float cu_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(CU_FULL_MASK, v, o);
+    return v;
+}
+__device__ __forceinline__ float cu_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(CU_FULL_MASK, v, o));
+    return v;
+}
+
+/* out[c] += sum_n x[n, c] for x [N, C]: a deterministic two-stage reduction (fixed row
+ * chunks, partial sums added in ascending order), for bias gradients. Uses the scratch. */
+void cu_colsum_rows(simcse_backend *be, float *out, const float *x, int N, int C);
+
+/* ---- the vtable entries, one group per file ---- */
+
+/* backend.cu: memory */
+void *cu_alloc(simcse_backend *be, size_t bytes);
+void cu_copy(simcse_backend *be, void *dst, const void *src, size_t bytes);
+void cu_free(simcse_backend *be, void *p);
+
+/* elementwise.cu */
+void cu_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
+                  const int32_t *type_ids, const float *word, const float *pos, const float *type, int T, int H);
+void cu_embed_bwd(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout,
+                  const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H);
+void cu_gelu_fwd(simcse_backend *be, float *y, const float *x, size_t n);
+void cu_gelu_bwd(simcse_backend *be, float *dx, const float *dy, const float *x, size_t n);
+void cu_tanh_fwd(simcse_backend *be, float *y, const float *x, size_t n);
+void cu_tanh_bwd(simcse_backend *be, float *dx, const float *dy, const float *y, size_t n);
+void cu_dropout(simcse_backend *be, float *y, const float *x, int rows, int cols, simcse_dropout d);
+void cu_add(simcse_backend *be, float *y, const float *a, const float *b, size_t n);
+void cu_scale(simcse_backend *be, float *y, float s, size_t n);
+
+/* linear.cu */
+void cu_linear_fwd(simcse_backend *be, float *out, const float *in, const float *W, const float *b, int N, int I,
+                   int O);
+void cu_linear_bwd(simcse_backend *be, float *din, float *dW, float *db, const float *dout, const float *in,
+                   const float *W, int N, int I, int O);
+/* Row-major C[M,N] = alpha * op(A) op(B) + beta * C in fp32 (no TF32). A is stored [M,K]
+ * (a_trans = 0) or [K,M] (a_trans = 1); B is stored [K,N] (b_trans = 0) or [N,K] (b_trans = 1). */
+void cu_gemm_rm_f32(simcse_backend *be, float *C, const float *A, int a_trans, const float *B, int b_trans, int M,
+                    int N, int K, float alpha, float beta);
+
+/* norm.cu */
+void cu_layernorm_fwd(simcse_backend *be, float *y, float *mean, float *rstd, const float *x, const float *residual,
+                      const float *g, const float *b, int N, int H, float eps);
+void cu_layernorm_bwd(simcse_backend *be, float *dx, float *dg, float *db, const float *dy, const float *x,
+                      const float *residual, const float *mean, const float *rstd, const float *g, int N, int H);
+
+/* attention.cu */
+void cu_attention_init(simcse_backend *be);
+void cu_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k, const float *v,
+                      const int32_t *offsets, int B, int T, int heads, int hd, simcse_dropout d);
+void cu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                      const float *k, const float *v, const float *out, const float *lse, const int32_t *offsets,
+                      int B, int T, int heads, int hd, simcse_dropout d);
+
+/* pool.cu */
+void cu_pool_first_fwd(simcse_backend *be, float *out, const float *x, const int32_t *offsets, int B, int H);
+void cu_pool_first_bwd(simcse_backend *be, float *dx, const float *dout, const int32_t *offsets, int B, int H);
+void cu_pool_mean_fwd(simcse_backend *be, float *out, const float *x, const int32_t *offsets, int B, int H);
+void cu_pool_mean_bwd(simcse_backend *be, float *dx, const float *dout, const int32_t *offsets, int B, int H);
+
+/* loss.cu */
+void cu_infonce(simcse_backend *be, float *loss, float *d_anchors, float *d_cands, const float *anchors,
+                const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale, int target0,
+                int hard);
+
+/* optim.cu */
+void cu_sumsq(simcse_backend *be, double *out, const float *x, size_t n);
+void cu_adamw(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+              float beta2, float eps, float wd, float grad_scale, int step);
+
+#endif

@@ -102,7 +102,7 @@ static const key_def *find_key(const char *name) {
 
 static int set_number(simcse_train_config *c, const key_def *k, double v, const char *where) {
     if (!isfinite(v) || v < k->lo || v > k->hi)
-        return simcse_error("%s: key '%s': value %g out of range [%g, %g]", where, k->name, v, k->lo, k->hi);
+        return simcse_error("%s: key '%s': value %.10g out of range [%.10g, %.10g]", where, k->name, v, k->lo, k->hi);
     char *p = (char *)c + k->off;
     switch (k->type) {
     case K_INT:

@@ -104,6 +104,7 @@ demo: $(BUILD)/simcse
 	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --device auto
 	$(BUILD)/simcse eval --model runs/demo --pooler avg --tasks stsb,sickr --split test --device auto
 
+include bench/bench.mk
 bench: $(BUILD)/simcse
 	bash bench/run.sh
 

@@ -18,16 +18,30 @@ simcse_tokenizer *simcse_tokenizer_load_json(const char *path);
 simcse_tokenizer *simcse_tokenizer_load_wordpiece(const char *vocab_txt, int lowercase);
 simcse_tokenizer *simcse_tokenizer_load_bpe(const char *vocab_json, const char *merges_txt);
 void simcse_tokenizer_free(simcse_tokenizer *t);
+/* tokenizer.json held in memory (len bytes); name is used in error messages. */
+simcse_tokenizer *simcse_tokenizer_load_json_mem(const char *data, size_t len, const char *name);
 
 /* Encodes one sentence (len bytes, need not be NUL-terminated, may hold invalid
  * UTF-8, which is replaced by U+FFFD) with the special-token template
  * ([CLS] x [SEP] or <s> x </s>), truncated so that the whole is at most max_len
- * ids (special tokens kept). Writes ids; returns their count, or -1 + error. */
+ * ids (special tokens kept). Writes ids (room for max_len needed); returns
+ * their count, or -1 + error (max_len smaller than the special tokens).
+ * Thread-safe: a loaded tokenizer is never modified. */
 int simcse_tokenizer_encode(const simcse_tokenizer *t, const char *text, size_t len, int max_len, int32_t *ids);
 
+/* Content ids only: no template, no truncation. *ids is malloc'ed (free it);
+ * returns the count, or -1 + error. */
+int simcse_tokenizer_tokenize(const simcse_tokenizer *t, const char *text, size_t len, int32_t **ids);
+
+/* Vocabulary size = largest id + 1 (model vocabulary and added tokens). */
 int simcse_tokenizer_vocab_size(const simcse_tokenizer *t);
 int simcse_tokenizer_pad_id(const simcse_tokenizer *t);
 int simcse_tokenizer_is_bpe(const simcse_tokenizer *t);
+/* Number of ids the template adds (2 for [CLS] x [SEP] and <s> x </s>). */
+int simcse_tokenizer_num_special(const simcse_tokenizer *t);
+/* The token string of an id (NULL when out of range), and the id of a token (-1). */
+const char *simcse_tokenizer_id_to_token(const simcse_tokenizer *t, int id);
+int simcse_tokenizer_token_to_id(const simcse_tokenizer *t, const char *token);
 
 /* Batch encoding padded to the longest sentence, with an attention mask. */
 typedef struct {

@@ -41,6 +41,7 @@
 typedef struct {
     const char *model, *data, *vocab, *device, *precision, *json;
     int batch, seq, max_len, steps, warmup, chunk, compare_chunk, seed;
+    int nccl;
 } options;
 
 /* The prepared inputs for one chunk size: n_batches batches of n_chunks packed chunks. */
@@ -78,6 +79,8 @@ static void usage(FILE *f) {
             "  --grad-cache-chunk C   gradient caching in chunks of C examples (0: off)\n"
             "  --compare-grad-cache C time the same batch with chunk C and uncached; print the ratio\n"
             "  --seed S               input and weight seed (default 0)\n"
+            "  --nccl                 run the step through a one-rank NCCL communicator (its collectives\n"
+            "                         included), to compare with the step without one\n"
             "  --json FILE            also append the JSON line(s) to FILE\n");
 }
 
@@ -92,6 +95,10 @@ static void parse(int argc, char **argv, options *o) {
             exit(0);
         }
         const char *a = argv[i];
+        if (!strcmp(a, "--nccl")) {
+            o->nccl = 1;
+            continue;
+        }
         if ((r = simcse_arg_str(argc, argv, &i, "--model", &o->model)) ||
             (r = simcse_arg_str(argc, argv, &i, "--data", &o->data)) ||
             (r = simcse_arg_str(argc, argv, &i, "--vocab", &o->vocab)) ||
@@ -260,7 +267,14 @@ static run_result run_steps(simcse_backend *be, const simcse_model *m, const opt
     if (!e) bench_die("creating the encoder (%d sequences of %d tokens): %s", cap_seqs, in->max_len, simcse_last_error());
     const simcse_loss_config lc = {.pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.05f,
                                    .hard_negative_weight = 0.0f};
-    simcse_step *st = simcse_step_create(e, &lc, NULL, o->batch, V);
+    simcse_comm *comm = NULL;
+    if (o->nccl) {
+        unsigned char id[SIMCSE_NCCL_ID_BYTES];
+        bench_check(simcse_nccl_unique_id(id), "making an NCCL id");
+        comm = simcse_comm_nccl_create(0, 1, id, 0);
+        if (!comm) bench_die("%s", simcse_last_error());
+    }
+    simcse_step *st = simcse_step_create(e, &lc, comm, o->batch, V);
     if (!st) bench_die("creating the step: %s", simcse_last_error());
     const simcse_adamw_config ac = {.lr = 3e-5, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
                                     .max_grad_norm = 1.0, .warmup_steps = 0,
@@ -296,6 +310,7 @@ static run_result run_steps(simcse_backend *be, const simcse_model *m, const opt
     free(ms);
     simcse_optimizer_free(&opt);
     simcse_step_free(st);
+    if (comm) comm->destroy(comm);
     simcse_encoder_free(e);
     return r;
 }

@@ -128,6 +128,13 @@ if part steps; then
     rm -f "$OUT/step_grad_cache.json"
     run step_grad_cache "$TMO" "$STEP" --model "${GC[0]}" --batch "${GC[1]}" --seq "${GC[2]}" \
         --compare-grad-cache "${GC[3]}" "${DEV[@]}" "${STEPS[@]}" --json "$OUT/step_grad_cache.json"
+    if [ "$GPU" = 1 ]; then # the NCCL path with one rank against the same step without it (target: within 3%)
+        rm -f "$OUT/step_nccl.json" "$OUT/step_nonccl.json"
+        run step_nonccl "$TMO" "$STEP" --model base --batch 64 --seq 32 "${DEV[@]}" "${STEPS[@]}" \
+            --json "$OUT/step_nonccl.json"
+        run step_nccl "$TMO" "$STEP" --model base --batch 64 --seq 32 --nccl "${DEV[@]}" "${STEPS[@]}" \
+            --json "$OUT/step_nccl.json"
+    fi
 fi
 
 # ---------------------------------------------------------------- PyTorch, same card, same run
@@ -249,6 +256,14 @@ TABLE=$OUT/table.md
         "$(fmt "$(jnum "$g" ms_cached)")" "$(fmt "$(jnum "$g" ms_uncached)")" \
         "$(awk -v x="$(jnum "$g" ratio)" 'BEGIN { if (x == "") print "–"; else printf "%.3fx", x }')" \
         "$([ "$GPU" = 1 ] && echo '<= 1.4x' || echo '(CPU smoke run)')"
+    if [ "$GPU" = 1 ]; then
+        echo
+        echo "| one-rank NCCL path | with NCCL ms/step | without ms/step | ratio | target |"
+        echo "|---|---|---|---|---|"
+        a=$(jnum "$OUT/step_nccl.json" ms_median)
+        b=$(jnum "$OUT/step_nonccl.json" ms_median)
+        printf '| base B=64 L=32 | %s | %s | %s | <= 1.03x |\n' "$(fmt "$a")" "$(fmt "$b")" "$(ratio "$b" "$a")"
+    fi
     kf=$OUT/kernels_bf16.json
     [ "$GPU" = 1 ] || kf=$OUT/kernels_cpu.json
     echo

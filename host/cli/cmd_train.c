@@ -26,6 +26,7 @@ static void usage(FILE *f) {
             "  --gpus N          N processes on this node, one per GPU, NCCL between them (mpirun / srun\n"
             "                    work too: ranks come from their environment)\n"
             "  --ranks N         N threads as ranks on the CPU (the in-process communicator)\n"
+            "  --nccl            use the NCCL path even with one GPU (to test and time it)\n"
             "  --quiet           no progress line\n\nconfiguration keys (default, meaning):\n");
     simcse_train_config_print_keys(f);
 }
@@ -80,7 +81,7 @@ int simcse_cmd_train(int argc, char **argv) {
     simcse_train_config cfg;
     simcse_train_config_defaults(&cfg);
     const char *config = NULL, *output = NULL, *resume = NULL, *device = "auto", *val;
-    int stop_after = 0, quiet = 0, gpus = 1, ranks = 1;
+    int stop_after = 0, quiet = 0, gpus = 1, ranks = 1, force_nccl = 0;
     const char *sets[64];
     int n_sets = 0;
     for (int i = 1; i < argc; i++) {
@@ -91,6 +92,10 @@ int simcse_cmd_train(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "--nccl")) {
+            force_nccl = 1;
             continue;
         }
         if ((r = simcse_arg_str(argc, argv, &i, "--set", &val)) > 0) {
@@ -143,7 +148,7 @@ int simcse_cmd_train(int argc, char **argv) {
         if (simcse_launch_env_read(&env) != 0) simcse_fatal("train: %s", simcse_last_error());
     }
     simcse_comm *comm = NULL;
-    if (env.world > 1) {
+    if (env.world > 1 || force_nccl) {
         if (!strcmp(device, "cpu")) simcse_fatal("train: several processes need GPUs (--device cuda); --ranks N runs ranks on the CPU");
         if (simcse_mkdirs(output) != 0) simcse_fatal("%s", simcse_last_error());
         char *id_path = simcse_nccl_id_path(output);

@@ -260,15 +260,8 @@ static char *run_cli_losses(const char *dir, const char *extra) {
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
     char path[512];
     snprintf(path, sizeof path, "%s/out/metrics.jsonl", dir);
-    size_t n;
-    char *text = simcse_read_file(path, &n);
-    cr_assert_not_null(text);
-    char *res = calloc(n + 1, 1);
-    for (char *p = strstr(text, "\"loss\": "); p; p = strstr(p + 1, "\"loss\": ")) {
-        strncat(res, p, (size_t)(strchr(p, ',') - p));
-        strcat(res, "\n");
-    }
-    free(text);
+    char *res = test_metric_losses(path);
+    cr_assert_not_null(res, "%s", simcse_last_error());
     return res;
 }
 

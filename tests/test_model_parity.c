@@ -15,17 +15,8 @@
 #include "simcse/model.h"
 #include "simcse/optimizer.h"
 #include "simcse/safetensors.h"
+#include "test_util.h"
 
-/* One whole-batch step on one rank (views = fields: 2 or 3). */
-static int step_once(simcse_encoder *e, const simcse_packed *p, int B, int V, const simcse_loss_config *lc,
-                     float *loss) {
-    simcse_step *s = simcse_step_create(e, lc, NULL, B, V);
-    if (!s) return -1;
-    int counts[1] = {B};
-    int rc = simcse_step_run(s, p, counts, 1, loss);
-    simcse_step_free(s);
-    return rc;
-}
 
 #define GOLDEN "tests/golden/model/"
 
@@ -189,7 +180,7 @@ static void check_grads(const char *arch, const char *kase) {
     cr_assert_not_null(e, "%s", simcse_last_error());
     simcse_encoder_set_dropout(e, 1, 1, 0);
     float loss;
-    cr_assert_eq(step_once(e, &f.packed, B, F, &lc, &loss), 0, "%s", simcse_last_error());
+    cr_assert_eq(test_step_once(e, &f.packed, B, F, &lc, &loss), 0, "%s", simcse_last_error());
     float *want_loss = expected(&f, "loss", 1);
     cr_assert(fabsf(loss - want_loss[0]) <= 1e-5f * fmaxf(1.0f, fabsf(want_loss[0])), "%s loss %.8f vs %.8f", name,
               loss, want_loss[0]);
@@ -261,7 +252,7 @@ static void check_adamw(const char *arch) {
         simcse_encoder_zero_grads(e);
         simcse_encoder_set_dropout(e, 1, 1, (uint32_t)s);
         float loss;
-        cr_assert_eq(step_once(e, &f.packed, B, F, &lc, &loss), 0);
+        cr_assert_eq(test_step_once(e, &f.packed, B, F, &lc, &loss), 0);
         double norm = simcse_optimizer_step(&opt, simcse_encoder_params(e), simcse_encoder_grads(e), NULL);
         cr_assert(fabsf(loss - want_loss[s]) <= 1e-5f * fmaxf(1, fabsf(want_loss[s])), "step %d loss %.8f vs %.8f",
                   s, loss, want_loss[s]);

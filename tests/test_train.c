@@ -19,16 +19,6 @@
 #include "simcse/trainer.h"
 #include "test_util.h"
 
-/* One whole-batch step on one rank (views = fields: 2 or 3). */
-static int step_once(simcse_encoder *e, const simcse_packed *p, int B, int V, const simcse_loss_config *lc,
-                     float *loss) {
-    simcse_step *s = simcse_step_create(e, lc, NULL, B, V);
-    if (!s) return -1;
-    int counts[1] = {B};
-    int rc = simcse_step_run(s, p, counts, 1, loss);
-    simcse_step_free(s);
-    return rc;
-}
 
 static simcse_config tiny_config(void) {
     simcse_config c = {.arch = SIMCSE_ARCH_BERT, .vocab_size = 64, .hidden = 16, .layers = 2, .heads = 2,
@@ -41,7 +31,7 @@ static simcse_config tiny_config(void) {
 static double loss_at(simcse_encoder *e, const simcse_packed *p, int B, int F, const simcse_loss_config *lc) {
     float loss;
     simcse_encoder_zero_grads(e);
-    cr_assert_eq(step_once(e, p, B, F, lc, &loss), 0, "%s", simcse_last_error());
+    cr_assert_eq(test_step_once(e, p, B, F, lc, &loss), 0, "%s", simcse_last_error());
     return loss;
 }
 
@@ -189,18 +179,9 @@ static void run_config(simcse_train_config *c, const char *dir) {
 static char *losses_of(const char *out_dir) {
     char path[512];
     snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
-    size_t n;
-    char *text = simcse_read_file(path, &n);
-    cr_assert_not_null(text);
-    /* keep only the "loss" fields, one per line */
-    char *res = calloc(n + 1, 1);
-    for (char *p = strstr(text, "\"loss\": "); p; p = strstr(p + 1, "\"loss\": ")) {
-        char *end = strchr(p, ',');
-        strncat(res, p, (size_t)(end - p));
-        strcat(res, "\n");
-    }
-    free(text);
-    return res;
+    char *l = test_metric_losses(path);
+    cr_assert_not_null(l, "%s", simcse_last_error());
+    return l;
 }
 
 Test(train_resume, stopped_and_resumed_run_is_bit_identical, .timeout = 120) {

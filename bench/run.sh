@@ -15,7 +15,7 @@
 #   BUILD            build directory (default build with a GPU, build-nocuda without)
 #   BENCH_OUT        where logs and JSON go (default $BUILD/bench-out/<UTC time>); a later
 #                    call with the same BENCH_OUT reuses what an earlier one measured
-#   BENCH_PARTS      comma list of kernels,steps,torch (default all three)
+#   BENCH_PARTS      comma list of kernels,steps,torch,encode (default all four)
 #   BENCH_APPEND     1: append the table to bench/RESULTS.md (default 1 with a GPU, 0 without)
 #   BENCH_TIMEOUT    seconds per command (default 600; PyTorch compile runs get twice that)
 #   TORCH_ALL_MODES  1: torch.compile and reduce-overhead for every config, not only
@@ -31,7 +31,7 @@ CORPUS=$DATA/corpus/wiki1m_for_simcse.head.txt
 TORCH_BENCH=$SHARED/bench/torch_simcse.py
 PYTHON=${PYTHON:-python3}
 TMO=${BENCH_TIMEOUT:-600}
-PARTS=",${BENCH_PARTS:-kernels,steps,torch},"
+PARTS=",${BENCH_PARTS:-kernels,steps,torch,encode},"
 
 GPU=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then GPU=1; fi
@@ -52,7 +52,7 @@ APPEND=${BENCH_APPEND:-$GPU}
 
 echo "== bench: $CARD | $DATE | results in $OUT"
 echo "== build"
-make -j"$(nproc)" "${MAKE_ARGS[@]}" -f Makefile -f bench/bench.mk "$BUILD/bench_step" "$BUILD/bench_kernels"
+make -j"$(nproc)" "${MAKE_ARGS[@]}" -f Makefile -f bench/bench.mk "$BUILD/simcse" "$BUILD/bench_step" "$BUILD/bench_kernels"
 STEP=$BUILD/bench_step
 KERN=$BUILD/bench_kernels
 
@@ -134,6 +134,24 @@ if part steps; then
             --json "$OUT/step_nonccl.json"
         run step_nccl "$TMO" "$STEP" --model base --batch 64 --seq 32 --nccl "${DEV[@]}" "${STEPS[@]}" \
             --json "$OUT/step_nccl.json"
+    fi
+fi
+
+# ---------------------------------------------------------------- encode vs sentence-transformers
+# The same randomly initialised model (made and saved by encode_baseline.py, mean pooling),
+# the same sentences (STS-B), batch 256, max length 32, fp32, tokenization included.
+ENC_N=10000 ENC_SIZE=base ENC_DEV=cuda
+[ "$GPU" = 1 ] || { ENC_N=2000 ENC_SIZE=tiny ENC_DEV=cpu; }
+if part encode; then
+    if "$PYTHON" -c 'import sentence_transformers' >/dev/null 2>&1; then
+        run encode_st "$TMO" "$PYTHON" bench/encode_baseline.py --model-dir "$OUT/encode-model-$ENC_SIZE" \
+            --sentences-out "$OUT/encode-sentences.txt" --size "$ENC_SIZE" --n "$ENC_N" --device "$ENC_DEV" \
+            --data "$DATA" || true
+        run encode_simcse "$TMO" "$BUILD/simcse" encode --model "$OUT/encode-model-$ENC_SIZE" --pooler avg \
+            --batch-size 256 --max-len 32 --precision fp32 --device "$ENC_DEV" --input "$OUT/encode-sentences.txt" \
+            --output "$OUT/encode.npy" || true
+    else
+        echo "== encode: $PYTHON has no sentence_transformers; skipped"
     fi
 fi
 
@@ -263,6 +281,15 @@ TABLE=$OUT/table.md
         a=$(jnum "$OUT/step_nccl.json" ms_median)
         b=$(jnum "$OUT/step_nonccl.json" ms_median)
         printf '| base B=64 L=32 | %s | %s | %s | <= 1.03x |\n' "$(fmt "$a")" "$(fmt "$b")" "$(ratio "$b" "$a")"
+    fi
+    if [ -f "$OUT/encode_simcse.log" ] && [ -f "$OUT/encode_st.log" ]; then
+        es=$(sed -n 's/.*(\([0-9.]*\) sentences\/s).*/\1/p' "$OUT/encode_simcse.log" | tail -n 1)
+        et=$(sed -n 's/.*"sentences_per_s": \([0-9.]*\).*/\1/p' "$OUT/encode_st.log" | tail -n 1)
+        echo
+        echo "| encode ($ENC_SIZE, $ENC_N STS-B sentences, batch 256, len 32, fp32) | ours sentences/s | sentence-transformers | ratio | target |"
+        echo "|---|---|---|---|---|"
+        printf '| %s | %s | %s | %s | %s |\n' "$ENC_DEV" "$(fmt "$es")" "$(fmt "$et")" "$(ratio "$et" "$es")" \
+            "$([ "$GPU" = 1 ] && echo '>= 10x' || echo '(CPU smoke run)')"
     fi
     kf=$OUT/kernels_bf16.json
     [ "$GPU" = 1 ] || kf=$OUT/kernels_cpu.json

@@ -307,6 +307,20 @@ Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
         cr_assert(fabs(a[i] - b[i]) <= 2e-5 * fmax(1, a[i]), "step %d: 2 ranks %.6f vs 1 rank %.6f", i, b[i], a[i]);
         cr_assert(fabs(a[i] - c[i]) <= 2e-5 * fmax(1, a[i]), "step %d: 4 ranks %.6f vs 1 rank %.6f", i, c[i], a[i]);
     }
+    /* two ranks stopped after step 2 and resumed log the uninterrupted run's losses */
+    snprintf(cmd, sizeof cmd, "rm -rf %s/out", dir);
+    cr_assert_eq(system(cmd), 0);
+    char *stopped = run_cli_losses(dir, "--ranks 2 --set batch_size=4 --stop-after 2");
+    char *whole = strdup(two);
+    snprintf(cmd, sizeof cmd, "%s train --resume %s/out --device cpu --quiet --ranks 2 >%s/log 2>&1", test_bin(), dir,
+             dir);
+    cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+    snprintf(path, sizeof path, "%s/out/metrics.jsonl", dir);
+    char *resumed = test_metric_losses(path);
+    cr_assert_str_eq(resumed, whole, "resumed two-rank run:\n%s\nuninterrupted:\n%s", resumed, whole);
+    free(stopped);
+    free(whole);
+    free(resumed);
     free(one);
     free(two);
     free(four);

@@ -325,3 +325,41 @@ Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
     free(two);
     free(four);
 }
+
+/* The backward hands every parameter gradient to the reduction exactly once, in
+ * buckets: the MLP head, the layers from the last down, the embeddings. */
+typedef struct {
+    const float *base;
+    int calls;
+    size_t total;
+    size_t first[8];
+} bucket_log;
+
+static void log_bucket(void *ctx, float *grads, size_t n) {
+    bucket_log *b = ctx;
+    if (b->calls < 8) b->first[b->calls] = (size_t)(grads - b->base);
+    b->calls++;
+    b->total += n;
+}
+
+Test(distributed, backward_reports_each_gradient_bucket_once) {
+    make_base_model();
+    simcse_backend *be = simcse_backend_cpu();
+    packed_buf pb;
+    pack(&pb, 2, 0, 4);
+    simcse_encoder *e = simcse_encoder_create(be, &base_model, 8, 8 * MAX_LEN, 1);
+    cr_assert_not_null(e);
+    bucket_log log = {.base = simcse_encoder_grads(e)};
+    simcse_encoder_set_grads_ready(e, log_bucket, &log);
+    cr_assert_eq(simcse_encoder_forward(e, &pb.p, SIMCSE_POOL_CLS, 1), 0);
+    float *d = calloc((size_t)8 * base_model.cfg.hidden, sizeof(float));
+    simcse_encoder_backward(e, d);
+    cr_assert_eq(log.calls, base_model.cfg.layers + 2);
+    cr_assert_eq(log.total, base_model.n_floats);
+    cr_assert_eq(log.first[0], simcse_model_find(&base_model, "pooler.dense.weight")->offset);
+    cr_assert_eq(log.first[1], simcse_model_find(&base_model, "encoder.layer.1.attention.self.query.weight")->offset);
+    cr_assert_eq(log.first[3], 0, "the embeddings come last and start the buffer");
+    free(d);
+    simcse_encoder_free(e);
+    simcse_model_free(&base_model);
+}

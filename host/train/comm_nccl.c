@@ -3,8 +3,9 @@
  * The CUDA backend's kernels run on their own stream; rather than couple the two,
  * each collective waits for the device to be idle, runs on the communicator's
  * stream and waits for it. That is correct with any backend stream and costs a
- * synchronisation per collective; overlapping the gradient all-reduce with the
- * backward (buckets on a side stream) is the planned refinement. */
+ * synchronisation per collective. The gradient reduction is bucketed by layer
+ * and started as each layer's backward ends (all_reduce_sum_start), so it runs on
+ * the NCCL stream while the host queues the rest of the backward. */
 #include "simcse/comm.h"
 #include "simcse/common.h"
 
@@ -40,6 +41,19 @@ static nccl_ctx *X(simcse_comm *c) { return c->ctx; }
 static int nc_all_reduce(simcse_comm *c, float *buf, size_t n) {
     CUDA_CHECK(cudaDeviceSynchronize());
     NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, X(c)->comm, X(c)->stream));
+    CUDA_CHECK(cudaStreamSynchronize(X(c)->stream));
+    return 0;
+}
+
+/* Waits for the kernels that produced buf (the host stops until the device is idle,
+ * then goes on queueing the backward while NCCL reduces on its own stream). */
+static int nc_all_reduce_start(simcse_comm *c, float *buf, size_t n) {
+    CUDA_CHECK(cudaDeviceSynchronize());
+    NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, X(c)->comm, X(c)->stream));
+    return 0;
+}
+
+static int nc_wait(simcse_comm *c) {
     CUDA_CHECK(cudaStreamSynchronize(X(c)->stream));
     return 0;
 }
@@ -115,6 +129,8 @@ simcse_comm *simcse_comm_nccl_create(int rank, int size, const unsigned char id[
     c->name = "nccl";
     c->ctx = x;
     c->all_reduce_sum = nc_all_reduce;
+    c->all_reduce_sum_start = nc_all_reduce_start;
+    c->wait = nc_wait;
     c->all_gather = nc_all_gather;
     c->reduce_scatter_sum = nc_reduce_scatter;
     c->all_reduce_host_f64 = nc_all_reduce_host_f64;

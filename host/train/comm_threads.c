@@ -51,6 +51,13 @@ static int th_all_reduce(simcse_comm *c, float *buf, size_t n) {
     return 0;
 }
 
+/* Threads meet at every collective anyway: the reduction is done when it starts. */
+static int th_all_reduce_start(simcse_comm *c, float *buf, size_t n) { return th_all_reduce(c, buf, n); }
+static int th_wait(simcse_comm *c) {
+    (void)c;
+    return 0;
+}
+
 static int th_all_gather(simcse_comm *c, const float *send, float *recv, size_t n) {
     group *g = G(c);
     g->slot[c->rank] = send;
@@ -107,6 +114,8 @@ simcse_comm **simcse_comm_threads_create(int size) {
         c->name = "threads";
         c->ctx = g;
         c->all_reduce_sum = th_all_reduce;
+        c->all_reduce_sum_start = th_all_reduce_start;
+        c->wait = th_wait;
         c->all_gather = th_all_gather;
         c->reduce_scatter_sum = th_reduce_scatter;
         c->all_reduce_host_f64 = th_all_reduce_host_f64;

@@ -15,6 +15,7 @@
 #include "simcse/encoder.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,10 @@ struct simcse_encoder {
     float *dh, *dh2, *dtmp, *dq, *dk, *dv, *dI, *dpooled, *dmlp;
     float *scratch;
     size_t scratch_n;
+    /* gradient buckets: [0] the MLP head, [1 + l] layer l, [layers + 1] embeddings */
+    size_t *bucket_off, *bucket_n;
+    simcse_grads_ready_fn ready;
+    void *ready_ctx;
     /* state of the last forward */
     int n_seq, T, has_types, has_rows;
     simcse_pooler pooler;
@@ -81,6 +86,46 @@ static void *balloc(simcse_encoder *e, size_t bytes, int *failed) {
     void *p = e->be->alloc(e->be, bytes ? bytes : 4);
     if (!p) *failed = 1;
     return p;
+}
+
+/* The gradient buckets as offsets into the parameter buffer, from the tensor table:
+ * a layer's tensors are contiguous (model.h's fixed order), which is checked. */
+static void make_buckets(simcse_encoder *e, const simcse_model *m) {
+    const int nb = m->cfg.layers + 2;
+    e->bucket_off = simcse_xcalloc((size_t)nb, sizeof *e->bucket_off);
+    e->bucket_n = simcse_xcalloc((size_t)nb, sizeof *e->bucket_n);
+    size_t *lo = simcse_xcalloc((size_t)nb, sizeof *lo), *hi = simcse_xcalloc((size_t)nb, sizeof *hi);
+    for (int b = 0; b < nb; b++) lo[b] = (size_t)-1;
+    size_t total = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const simcse_param *t = &m->tensors[i];
+        int b, l;
+        if (!strncmp(t->name, "pooler.", 7)) b = 0;
+        else if (sscanf(t->name, "encoder.layer.%d.", &l) == 1 && l >= 0 && l < m->cfg.layers) b = 1 + l;
+        else b = nb - 1;
+        if (t->offset < lo[b]) lo[b] = t->offset;
+        if (t->offset + t->numel > hi[b]) hi[b] = t->offset + t->numel;
+        e->bucket_n[b] += t->numel;
+        total += t->numel;
+    }
+    for (int b = 0; b < nb; b++) {
+        if (e->bucket_n[b] && hi[b] - lo[b] != e->bucket_n[b])
+            simcse_fatal("internal: gradient bucket %d is not contiguous in the parameter buffer", b);
+        e->bucket_off[b] = e->bucket_n[b] ? lo[b] : 0;
+    }
+    if (total != m->n_floats) simcse_fatal("internal: gradient buckets cover %zu of %zu parameters", total, m->n_floats);
+    free(lo);
+    free(hi);
+}
+
+static void grads_ready(simcse_encoder *e, int bucket) {
+    if (e->ready && e->bucket_n[bucket])
+        e->ready(e->ready_ctx, e->grads + e->bucket_off[bucket], e->bucket_n[bucket]);
+}
+
+void simcse_encoder_set_grads_ready(simcse_encoder *e, simcse_grads_ready_fn fn, void *ctx) {
+    e->ready = fn;
+    e->ready_ctx = ctx;
 }
 
 simcse_encoder *simcse_encoder_create(simcse_backend *be, const simcse_model *m, int max_seqs, int max_tokens,
@@ -158,6 +203,7 @@ simcse_encoder *simcse_encoder_create(simcse_backend *be, const simcse_model *m,
     if (with_grads) {
         simcse_params_bind(m, e->grads, &e->g);
         be->zero(be, e->grads, m->n_floats * f);
+        make_buckets(e, m);
     }
     return e;
 }
@@ -188,6 +234,8 @@ void simcse_encoder_free(simcse_encoder *e) {
     FREE(e->dh); FREE(e->dh2); FREE(e->dtmp); FREE(e->dq); FREE(e->dk); FREE(e->dv); FREE(e->dI);
     FREE(e->dpooled); FREE(e->dmlp); FREE(e->scratch);
 #undef FREE
+    free(e->bucket_off);
+    free(e->bucket_n);
     if (e->w.layer) simcse_params_unbind(&e->w);
     if (e->g.layer) simcse_params_unbind(&e->g);
     free(e);
@@ -314,6 +362,7 @@ void simcse_encoder_backward(simcse_encoder *e, const float *d_out) {
         be->linear_bwd(be, e->dpooled, e->g.mlp_w, e->g.mlp_b, e->dmlp, e->pooled, e->w.mlp_w, S, H, H);
         dpool = e->dpooled;
     }
+    grads_ready(e, 0);
     int la, lb;
     pool_layers(e, e->pooler, &la, &lb);
     if (lb >= 0) { /* the pooled vector is the mean of two hidden states: each gets half */
@@ -363,6 +412,7 @@ void simcse_encoder_backward(simcse_encoder *e, const float *d_out) {
         be->add(be, dx, dx, e->dtmp, TH);
         be->linear_bwd(be, e->dtmp, g->v_w, g->v_b, e->dv, x, p->v_w, T, H, H);
         be->add(be, dx, dx, e->dtmp, TH);
+        grads_ready(e, 1 + l);
         /* dx is now the gradient of the previous layer's output */
         float *t = dh;
         dh = dx;
@@ -374,6 +424,7 @@ void simcse_encoder_backward(simcse_encoder *e, const float *d_out) {
                       e->w.emb_ln_g, T, H);
     be->embed_bwd(be, e->g.word_emb, e->g.pos_emb, e->g.type_emb, e->dtmp, e->ids, e->pos_ids,
                   e->has_types ? e->type_ids : NULL, T, H);
+    grads_ready(e, c->layers + 1);
 }
 
 float *simcse_encoder_params(simcse_encoder *e) { return e->params; }

@@ -17,7 +17,13 @@ struct simcse_step {
     simcse_comm *comm;
     int max_B, V, H;
     float *z, *dz, *cand, *dcand, *dchunk;
+    int reduce_failed;
 };
+
+static void reduce_bucket(void *ctx, float *grads, size_t n) {
+    simcse_step *s = ctx;
+    if (!s->reduce_failed && s->comm->all_reduce_sum_start(s->comm, grads, n) != 0) s->reduce_failed = 1;
+}
 
 simcse_step *simcse_step_create(simcse_encoder *e, const simcse_loss_config *lc, simcse_comm *comm, int max_B,
                                 int views) {
@@ -111,17 +117,21 @@ int simcse_step_run(simcse_step *s, const simcse_packed *chunks, const int *coun
     }
 
     /* 3. backward: the last forward's activations serve when there is one chunk;
-     *    with several, each chunk is run again with the same masks */
-    if (n_chunks == 1) {
-        simcse_encoder_backward(s->e, s->dz);
-    } else {
-        for (int k = 0, base = 0; k < n_chunks; base += counts[k], k++) {
+     *    with several, each chunk is run again with the same masks. During the last
+     *    backward each layer's gradients start their reduction across ranks as soon
+     *    as they are final. */
+    s->reduce_failed = 0;
+    for (int k = 0, base = 0; k < n_chunks; base += counts[k], k++) {
+        const float *d = s->dz;
+        if (n_chunks > 1) {
             if (simcse_encoder_forward(s->e, &chunks[k], s->lc.pooler, s->lc.apply_mlp) != 0) return -1;
             chunk_rows(s, s->dz, s->dchunk, B, base, counts[k], 0);
-            simcse_encoder_backward(s->e, s->dchunk);
+            d = s->dchunk;
         }
+        if (s->comm && k == n_chunks - 1) simcse_encoder_set_grads_ready(s->e, reduce_bucket, s);
+        simcse_encoder_backward(s->e, d);
+        simcse_encoder_set_grads_ready(s->e, NULL, NULL);
     }
-    if (s->comm && s->comm->all_reduce_sum(s->comm, simcse_encoder_grads(s->e), simcse_encoder_n_params(s->e)) != 0)
-        return -1;
+    if (s->comm && (s->reduce_failed || s->comm->wait(s->comm) != 0)) return -1;
     return 0;
 }

@@ -15,6 +15,10 @@ struct simcse_comm {
     void *ctx;
     /* buf[0..n) = sum over ranks (in place) */
     int (*all_reduce_sum)(simcse_comm *c, float *buf, size_t n);
+    /* Starts buf[0..n) = sum over ranks; the result is there after wait(). Lets the
+     * gradient reduction of one layer run while the backward computes the next. */
+    int (*all_reduce_sum_start)(simcse_comm *c, float *buf, size_t n);
+    int (*wait)(simcse_comm *c);
     /* recv[q*n .. (q+1)*n) = rank q's send[0..n) */
     int (*all_gather)(simcse_comm *c, const float *send, float *recv, size_t n);
     /* recv[0..n) = sum over ranks q of q's send[rank*n .. (rank+1)*n) */

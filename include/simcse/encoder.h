@@ -55,6 +55,12 @@ void simcse_encoder_output_to_host(simcse_encoder *e, float *out);
 /* Backward from d_out [n_seq, H] (backend pointer) to parameter gradients, which
  * ACCUMULATE into the gradient buffer (zero it with simcse_encoder_zero_grads). */
 void simcse_encoder_backward(simcse_encoder *e, const float *d_out);
+/* Called during the backward each time a group of parameter gradients is final
+ * (the MLP head, then each layer from the last down, then the embeddings: together
+ * every parameter once), with backend pointers into the gradient buffer, so a
+ * caller can start reducing it across ranks while the backward goes on. NULL: none. */
+typedef void (*simcse_grads_ready_fn)(void *ctx, float *grads, size_t n);
+void simcse_encoder_set_grads_ready(simcse_encoder *e, simcse_grads_ready_fn fn, void *ctx);
 void simcse_encoder_zero_grads(simcse_encoder *e);
 
 /* Backend pointers to the parameters and gradients (model layout, n_floats each). */

@@ -171,6 +171,8 @@ static void inputs_free(inputs *in) {
 
 /* One batch of B fixed-length sequences of random ids, both views the same ids,
  * chunked; dropout rows are global (as simcse_pack_batch numbers them). */
+#define SIMCSE_BENCH_MAX_CHUNK 8192
+
 static void inputs_fixed(inputs *in, const simcse_config *c, int B, int L, int chunk, uint64_t seed) {
     inputs_alloc(in, 1, B, chunk, L);
     const int pos0 = simcse_config_position_offset(c), lo = c->vocab_size > 1000 ? 1000 : 0;
@@ -180,25 +182,17 @@ static void inputs_fixed(inputs *in, const simcse_config *c, int B, int L, int c
     for (int k = 0, base = 0; k < in->n_chunks; base += in->counts[k], k++) {
         simcse_token_batch *tb = &in->tb[k];
         const int n = in->counts[k];
-        tb->B = n;
-        tb->n_views = 2;
-        tb->n_seq = 2 * n;
-        tb->T = 2 * n * L;
+        const int32_t *seqs[2 * SIMCSE_BENCH_MAX_CHUNK];
+        int lens[2 * SIMCSE_BENCH_MAX_CHUNK];
+        if (n > SIMCSE_BENCH_MAX_CHUNK) bench_die("chunk of %d examples: at most %d", n, SIMCSE_BENCH_MAX_CHUNK);
+        for (int v = 0; v < 2; v++) /* the two views: the same ids, different dropout rows */
+            for (int i = 0; i < n; i++) {
+                seqs[v * n + i] = ids + (size_t)(base + i) * L;
+                lens[v * n + i] = L;
+            }
         tb->example_base = base;
         tb->global_B = B;
-        for (int v = 0; v < 2; v++)
-            for (int i = 0; i < n; i++) {
-                const int s = v * n + i;
-                const int64_t gseq = (int64_t)v * B + base + i;
-                tb->offsets[s] = s * L;
-                tb->lens[s] = L;
-                for (int j = 0; j < L; j++) {
-                    tb->ids[s * L + j] = ids[(size_t)(base + i) * L + j];
-                    tb->pos_ids[s * L + j] = pos0 + j;
-                    tb->row_ids[s * L + j] = (int32_t)(gseq * L + j);
-                }
-            }
-        tb->offsets[2 * n] = tb->T;
+        bench_check(simcse_pack_ids(seqs, lens, n, 2, pos0, tb), "packing fixed-length inputs");
         packed_view(in, k);
         in->flops += step_flops(c, tb->lens, tb->n_seq, 0);
     }

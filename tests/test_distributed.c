@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "simcse/comm.h"
+#include "simcse/data.h"
 #include "simcse/common.h"
 #include "simcse/encoder.h"
 #include "simcse/loss.h"
@@ -362,4 +363,34 @@ Test(distributed, backward_reports_each_gradient_bucket_once) {
     free(d);
     simcse_encoder_free(e);
     simcse_model_free(&base_model);
+}
+
+/* simcse_pack_ids lays out ids, positions and dropout rows as this file's own packer does. */
+Test(distributed, pack_ids_gives_global_rows) {
+    packed_buf pb;
+    pack(&pb, 3, 2, 3); /* examples 2..4 of the global batch, 3 views */
+    int32_t seqs_store[9][MAX_LEN];
+    const int32_t *seqs[9];
+    int lens[9];
+    for (int v = 0; v < 3; v++)
+        for (int i = 0; i < 3; i++) {
+            int k = v * 3 + i;
+            lens[k] = ex_len(2 + i, v);
+            for (int j = 0; j < lens[k]; j++) seqs_store[k][j] = ex_id(2 + i, v, j);
+            seqs[k] = seqs_store[k];
+        }
+    simcse_token_batch tb;
+    cr_assert_eq(simcse_token_batch_init(&tb, 9, MAX_LEN), 0);
+    tb.example_base = 2;
+    tb.global_B = N_EX;
+    cr_assert_eq(simcse_pack_ids(seqs, lens, 3, 3, 0, &tb), 0, "%s", simcse_last_error());
+    cr_assert_eq(tb.T, pb.p.T);
+    for (int t = 0; t < tb.T; t++) {
+        cr_assert_eq(tb.ids[t], pb.ids[t]);
+        cr_assert_eq(tb.pos_ids[t], pb.pos[t]);
+        cr_assert_eq(tb.row_ids[t], pb.rows[t], "token %d: row %d, expected %d", t, tb.row_ids[t], pb.rows[t]);
+    }
+    lens[0] = MAX_LEN + 1;
+    cr_assert_eq(simcse_pack_ids(seqs, lens, 3, 3, 0, &tb), -1);
+    simcse_token_batch_free(&tb);
 }

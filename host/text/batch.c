@@ -205,6 +205,22 @@ int simcse_pack_batch(const simcse_tokenizer *tok, const simcse_text_batch *tb, 
     return 0;
 }
 
+int simcse_pack_ids(const int32_t *const *ids, const int *lens, int B, int n_views, int pos_offset,
+                    simcse_token_batch *out) {
+    if (B < 1 || n_views < 1 || (int64_t)B * n_views > out->max_seq)
+        return simcse_error("pack: %d examples x %d views do not fit the batch capacity of %d sequences", B, n_views,
+                            out->max_seq);
+    if (pos_offset < 0) return simcse_error("pack: negative position offset %d", pos_offset);
+    begin(out, B, n_views);
+    for (int k = 0; k < B * n_views; k++) {
+        if (lens[k] < 0 || lens[k] > out->max_len)
+            return simcse_error("pack: sequence %d has %d ids (max_len %d)", k, lens[k], out->max_len);
+        memcpy(out->ids + out->T, ids[k], (size_t)lens[k] * sizeof *out->ids);
+        close_seq(out, lens[k], pos_offset);
+    }
+    return 0;
+}
+
 int simcse_pack_sentences(const simcse_tokenizer *tok, const char *const *sents, int n, int pos_offset,
                           simcse_token_batch *out) {
     if (pos_offset < 0) return simcse_error("pack: negative position offset %d", pos_offset);

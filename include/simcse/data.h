@@ -163,6 +163,10 @@ void simcse_token_batch_free(simcse_token_batch *b);
 /* Packs a text batch into views (see above); needs B * max(2, F) <= max_seq. */
 int simcse_pack_batch(const simcse_tokenizer *tok, const simcse_text_batch *tb, int pos_offset,
                       simcse_token_batch *out);
+/* Packs sequences already encoded (special tokens included) the same way: sequence
+ * k of n_views * B (view-major) is ids[k][0 .. lens[k]), lens[k] <= max_len. */
+int simcse_pack_ids(const int32_t *const *ids, const int *lens, int B, int n_views, int pos_offset,
+                    simcse_token_batch *out);
 /* Packs n plain sentences, one sequence each (n_views = 1, B = n), e.g. for encoding. */
 int simcse_pack_sentences(const simcse_tokenizer *tok, const char *const *sents, int n, int pos_offset,
                           simcse_token_batch *out);

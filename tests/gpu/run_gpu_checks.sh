@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # GPU checks of the CUDA backend, in one command, on a machine with an NVIDIA GPU:
 #   1. build build/simcse and build/simcse_tests (skip with --no-build: use what is there)
-#   2. the cuda_ops suite (CUDA backend vs the CPU oracle) at full size
+#   2. the cuda_ops and cuda_model suites (CUDA backend vs the CPU oracle, whole training
+#      step with dropout, encode vs the transformers fixtures) at full size
 #   3. the same suite under compute-sanitizer memcheck, racecheck and synccheck, with
 #      SIMCSE_TEST_SMALL=1 (smaller shapes: sanitizers slow kernels down 10-100x)
+#   4. configs/demo.json on the GPU for 300 steps in fp32 and in bf16: both loss curves
+#      (every 25 steps) and their largest relative gap
+#   5. the fp32 demo export encoded by `simcse encode --device cuda` (fp32 and bf16) against
+#      sentence-transformers and transformers (tests/check_sentence_transformers.py)
 # then a table of the results. Exit status 0 only when every step passed.
 #
 # Idempotent: make rebuilds only what changed; logs are overwritten in build/gpu-checks/.
@@ -16,7 +21,7 @@
 # or, with build/ prebuilt here by `make build/simcse build/simcse_tests` (nvcc, no GPU needed):
 #   run(command="bash tests/gpu/run_gpu_checks.sh --no-build", carry=["build"])
 #
-# Options: --no-build, --no-sanitizers, --filter PATTERN (Criterion, default 'cuda_ops/*').
+# Options: --no-build, --no-sanitizers, --no-train, --filter PATTERN (Criterion, default 'cuda_*/*').
 # Environment: JOBS (make -j, default nproc), SIMCSE_TEST_SEED (replay a seed),
 #              GPU_CHECKS_TIMEOUT (seconds per step, default 900).
 set -u
@@ -27,11 +32,13 @@ mkdir -p "$OUT"
 
 BUILD=1
 SANITIZE=1
-FILTER='cuda_ops/*'
+TRAIN=1
+FILTER='cuda_*/*'
 while [ $# -gt 0 ]; do
     case "$1" in
     --no-build) BUILD=0 ;;
     --no-sanitizers) SANITIZE=0 ;;
+    --no-train) TRAIN=0 ;;
     --filter) FILTER="$2"; shift ;;
     -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "run_gpu_checks: unknown option $1" >&2; exit 2 ;;
@@ -144,7 +151,7 @@ run_suite() { # name logfile [sanitizer tool]
 
 if [ -x build/simcse_tests ]; then
     # ---- 2. the suite ----
-    run_suite cuda_ops "$OUT/cuda_ops.log"
+    run_suite cuda_suites "$OUT/cuda_ops.log"
     # ---- 3. sanitizers ----
     if [ "$SANITIZE" = 1 ]; then
         if [ -z "$SANITIZER" ]; then
@@ -155,6 +162,47 @@ if [ -x build/simcse_tests ]; then
                 run_suite "$tool" "$OUT/$tool.log" "$tool"
             done
         fi
+    fi
+fi
+
+# ---- 4. bf16 follows the fp32 loss curve (demo config, 300 steps) ----
+if [ "$TRAIN" = 1 ] && [ -x build/simcse ]; then
+    for prec in fp32 bf16; do
+        t0=$(date +%s)
+        rm -rf "$OUT/demo-$prec"
+        if timeout "$STEP_TIMEOUT" build/simcse train --config configs/demo.json --output "$OUT/demo-$prec" \
+            --device cuda --quiet --set precision=$prec --set max_steps=300 --set warmup_steps=30 \
+            --set eval_tasks= --set logging_steps=25 >"$OUT/demo-$prec.log" 2>&1; then
+            add_row "demo $prec" ok - - $(($(date +%s) - t0))
+        else
+            add_row "demo $prec" FAIL - - $(($(date +%s) - t0))
+            FAILED=1
+        fi
+    done
+    if [ -f "$OUT/demo-fp32/metrics.jsonl" ] && [ -f "$OUT/demo-bf16/metrics.jsonl" ]; then
+        echo "-- loss curves (mean of each 25 steps): step fp32 bf16 relative-gap"
+        paste <(sed -n 's/.*"loss": \([0-9.e+-]*\).*/\1/p' "$OUT/demo-fp32/metrics.jsonl") \
+            <(sed -n 's/.*"loss": \([0-9.e+-]*\).*/\1/p' "$OUT/demo-bf16/metrics.jsonl") |
+            awk '{ a += $1; b += $2; n++; if (n % 25 == 0) { g = (a - b) / a; if (g < 0) g = -g;
+                   if (g > m) m = g; printf "   %4d %.4f %.4f %.4f\n", n, a / 25, b / 25, g; a = b = 0 } }
+                 END { printf "-- largest relative gap of the windowed losses: %.4f\n", m }' |
+            tee "$OUT/curves.txt"
+    fi
+    # ---- 5. encode on the GPU against sentence-transformers / transformers ----
+    if [ -f "$OUT/demo-fp32/config.json" ]; then
+        cut -f6 ../shared/data/stsbenchmark/senteval_tok/sts-dev.csv | head -n 1000 >"$OUT/encode-sents.txt"
+        for prec in fp32 bf16; do
+            t0=$(date +%s)
+            if python3 tests/check_sentence_transformers.py --model "$OUT/demo-fp32" --simcse build/simcse \
+                --sentences "$OUT/encode-sents.txt" --simcse-arg=--device --simcse-arg=cuda \
+                --simcse-arg=--precision --simcse-arg=$prec >"$OUT/encode-$prec.log" 2>&1; then
+                add_row "encode $prec" ok - "$(grep -a 'PASS' "$OUT/encode-$prec.log" | head -c 28)" \
+                    $(($(date +%s) - t0))
+            else
+                add_row "encode $prec" FAIL - - $(($(date +%s) - t0))
+                [ "$prec" = fp32 ] && FAILED=1 # bf16 is judged by its own 1e-2 bound in cuda_model
+            fi
+        done
     fi
 fi
 

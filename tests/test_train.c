@@ -248,3 +248,19 @@ Test(train_resume, export_is_a_loadable_model_directory, .timeout = 120) {
         cr_assert(simcse_file_exists(p), "export lacks %s", need[i]);
     }
 }
+
+Test(train_resume, one_example_is_an_error_not_a_hang, .timeout = 60) {
+    const char *dir = "/tmp/simcse_test_one";
+    make_run_files(dir);
+    char path[512];
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    write_file(path, "the only sentence\n\n  \n");
+    simcse_train_config c;
+    run_config(&c, dir);
+    char out[256];
+    snprintf(out, sizeof out, "%s/out", dir);
+    simcse_train_options o = {.output_dir = out, .device = "cpu", .quiet = 1};
+    cr_assert_eq(simcse_train(&c, &o, NULL), -1);
+    cr_assert(strstr(simcse_last_error(), "train.txt") && strstr(simcse_last_error(), "at least 2"), "%s",
+              simcse_last_error());
+}

@@ -176,6 +176,9 @@ static int setup(trainer *t) {
     dopt.skip_bad_rows = c->skip_malformed;
     t->data = simcse_dataset_open(c->train_file, SIMCSE_DATA_AUTO, &dopt);
     if (!t->data) return -1;
+    if (simcse_dataset_size(t->data) < 2)
+        return simcse_error("%s: %lld usable example%s; a contrastive batch needs at least 2", c->train_file,
+                            (long long)simcse_dataset_size(t->data), simcse_dataset_size(t->data) == 1 ? "" : "s");
     t->n_fields = simcse_dataset_n_fields(t->data);
     t->views = t->n_fields < 2 ? 2 : t->n_fields;
     /* Every rank walks the same global order and takes its own slice of each

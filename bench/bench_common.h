@@ -5,9 +5,8 @@
  *   does the same with simcse_last_error() when a library call failed.
  * - Clocks: wall time from simcse_now_seconds(); callers sync the backend first.
  * - Model presets: base / large / tiny by name, or a Hugging Face config.json path.
- * - Memory: peak host RSS from getrusage; the device side goes through
- *   bench_device_peak_bytes(), a deliberate stub until the CUDA backend exposes
- *   memory statistics (it then needs one line here, nowhere else).
+ * - Memory: peak host RSS from getrusage, and the backend allocator's high-water
+ *   mark (bench_device_peak_bytes).
  * - JSON: flat one-line objects built with bench_json_*; a line is printed on
  *   stdout and, with --json FILE, appended to FILE, so run.sh can grep it. */
 #ifndef SIMCSE_BENCH_COMMON_H
@@ -96,13 +95,14 @@ static inline double bench_peak_rss_mib(void) {
     return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
 }
 
-/* Peak device memory in bytes since the backend was created, or -1 when the backend
- * does not say. TODO(cuda): the CUDA backend does not expose memory statistics yet;
- * once it does (e.g. a peak counter in its allocator, or cudaMemGetInfo around the
- * run), return it here for be->name "cuda*". The CPU backend's memory is host RSS. */
+/* Peak bytes the backend allocated during the run (its allocator's high-water mark:
+ * weights, moments, activations and scratch; comparable with PyTorch's
+ * torch.cuda.max_memory_allocated). The CPU backend's figure is reported beside RSS. */
 static inline long long bench_device_peak_bytes(simcse_backend *be) {
-    (void)be;
-    return -1;
+    size_t in_use = 0, peak = 0;
+    if (!be->memory) return -1;
+    be->memory(be, &in_use, &peak);
+    return (long long)peak;
 }
 
 static inline int bench_is_cpu(const simcse_backend *be) { return !strcmp(be->name, "cpu"); }

@@ -605,3 +605,20 @@ Test(cpu_ops, dropout_and_attention_follow_row_ids) {
     be->attention_fwd(be, o3, lse, q, k, v, offs, 1, T, heads, hd, a);
     cr_assert(memcmp(o1, o3, sizeof o1) != 0, "other rows draw other masks");
 }
+
+Test(cpu_ops, memory_statistics_follow_alloc_and_free) {
+    simcse_backend *be = simcse_backend_cpu();
+    size_t use0, peak0, use1, peak1, use2, peak2;
+    be->memory(be, &use0, &peak0);
+    void *a = be->alloc(be, 1000), *b = be->alloc(be, 1 << 20);
+    cr_assert(a && b);
+    cr_assert_eq(((uintptr_t)a | (uintptr_t)b) % 64, 0, "64-byte alignment");
+    be->memory(be, &use1, &peak1);
+    cr_assert_geq(use1 - use0, 1000 + (1 << 20));
+    cr_assert_geq(peak1, use1);
+    be->free(be, b);
+    be->free(be, a);
+    be->memory(be, &use2, &peak2);
+    cr_assert_eq(use2, use0);
+    cr_assert_eq(peak2, peak1);
+}

@@ -44,6 +44,9 @@ struct simcse_backend {
     /* device-to-device copy */
     void (*copy)(simcse_backend *be, void *dst, const void *src, size_t bytes);
     void (*sync)(simcse_backend *be);
+    /* bytes allocated through alloc and not freed, and the most there ever were
+     * (the memory a run needs, comparable with torch.cuda.max_memory_allocated) */
+    void (*memory)(simcse_backend *be, size_t *in_use, size_t *peak);
 
     /* out[T,H] = word[ids] + pos[pos_ids] + type[type_ids]  (type_ids NULL: row 0).
      * The backward accumulates dout rows into the tables; a NULL table is skipped. */

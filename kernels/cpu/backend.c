@@ -7,6 +7,7 @@
  * physical memory is refused up front (with overcommit it would "succeed" and fail later,
  * page by page). The backend has no state: one static
  * vtable serves every caller. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,14 +15,20 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "simcse/common.h"
 
+/* Each block carries its size in a 64-byte header (keeping the 64-byte alignment)
+ * so that free can keep the memory statistics. */
+#define HEADER 64
+static size_t g_in_use, g_peak;
+static pthread_mutex_t g_mem_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void *cpu_alloc(simcse_backend *be, size_t bytes) {
     (void)be;
-    size_t rounded = (bytes + 63) / 64 * 64;
+    size_t rounded = (bytes + 63) / 64 * 64 + HEADER;
     if (rounded < bytes) {
         simcse_error("cpu backend: cannot allocate %zu bytes (size overflows)", bytes);
         return NULL;
     }
-    if (rounded == 0) rounded = 64;
+    if (rounded == HEADER) rounded += 64;
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     if (pages > 0 && page > 0 && (double)rounded > (double)pages * (double)page) {
         simcse_error("cpu backend: cannot allocate %zu bytes (more than the %.1f GiB of host memory)",
@@ -34,12 +41,30 @@ static void *cpu_alloc(simcse_backend *be, size_t bytes) {
         return NULL;
     }
     memset(p, 0, rounded);
-    return p;
+    *(size_t *)p = rounded;
+    pthread_mutex_lock(&g_mem_lock);
+    g_in_use += rounded;
+    if (g_in_use > g_peak) g_peak = g_in_use;
+    pthread_mutex_unlock(&g_mem_lock);
+    return (char *)p + HEADER;
 }
 
 static void cpu_free(simcse_backend *be, void *p) {
     (void)be;
-    free(p);
+    if (!p) return;
+    char *block = (char *)p - HEADER;
+    pthread_mutex_lock(&g_mem_lock);
+    g_in_use -= *(size_t *)block;
+    pthread_mutex_unlock(&g_mem_lock);
+    free(block);
+}
+
+static void cpu_memory(simcse_backend *be, size_t *in_use, size_t *peak) {
+    (void)be;
+    pthread_mutex_lock(&g_mem_lock);
+    *in_use = g_in_use;
+    *peak = g_peak;
+    pthread_mutex_unlock(&g_mem_lock);
 }
 
 static void cpu_copy(simcse_backend *be, void *dst, const void *src, size_t bytes) {
@@ -64,6 +89,7 @@ static simcse_backend cpu_backend = {
     .zero = cpu_zero,
     .copy = cpu_copy,
     .sync = cpu_sync,
+    .memory = cpu_memory,
     .embed_fwd = cpu_embed_fwd,
     .embed_bwd = cpu_embed_bwd,
     .linear_fwd = cpu_linear_fwd,

@@ -55,7 +55,22 @@ void *cu_alloc(simcse_backend *be, size_t bytes) {
                      cudaGetErrorString(e));
         return NULL;
     }
+    cu_ctx *c = cu_ctx_of(be);
+    if (c->n_blk == c->cap_blk) {
+        c->cap_blk = c->cap_blk ? 2 * c->cap_blk : 256;
+        c->blk_ptr = (void **)simcse_xrealloc(c->blk_ptr, (size_t)c->cap_blk * sizeof *c->blk_ptr);
+        c->blk_size = (size_t *)simcse_xrealloc(c->blk_size, (size_t)c->cap_blk * sizeof *c->blk_size);
+    }
+    c->blk_ptr[c->n_blk] = p;
+    c->blk_size[c->n_blk++] = bytes;
+    c->in_use += bytes;
+    if (c->in_use > c->peak) c->peak = c->in_use;
     return p;
+}
+
+static void cu_memory(simcse_backend *be, size_t *in_use, size_t *peak) {
+    *in_use = cu_ctx_of(be)->in_use;
+    *peak = cu_ctx_of(be)->peak;
 }
 
 void cu_free(simcse_backend *be, void *p) {
@@ -64,6 +79,14 @@ void cu_free(simcse_backend *be, void *p) {
     /* cudaFree waits for the device; the stream's pending work that uses p is done first. */
     CU_CHECK(cudaStreamSynchronize(cu_stream(be)));
     CU_CHECK(cudaFree(p));
+    cu_ctx *c = cu_ctx_of(be);
+    for (int i = c->n_blk - 1; i >= 0; i--)
+        if (c->blk_ptr[i] == p) {
+            c->in_use -= c->blk_size[i];
+            c->blk_ptr[i] = c->blk_ptr[--c->n_blk];
+            c->blk_size[i] = c->blk_size[c->n_blk];
+            break;
+        }
 }
 
 static void cu_to_device(simcse_backend *be, void *dst, const void *src, size_t bytes) {
@@ -209,6 +232,7 @@ extern "C" simcse_backend *simcse_backend_cuda(int device, int bf16) {
     be->zero = cu_zero;
     be->copy = cu_copy;
     be->sync = cu_sync;
+    be->memory = cu_memory;
     be->embed_fwd = cu_embed_fwd;
     be->embed_bwd = cu_embed_bwd;
     be->linear_fwd = cu_linear_fwd;

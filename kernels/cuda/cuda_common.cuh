@@ -43,6 +43,11 @@ typedef struct {
     size_t scratch_bytes;
     int sm_count;
     size_t smem_optin;        /* max dynamic shared memory per block (opt-in) */
+    /* allocations made through alloc, for the memory statistics */
+    void **blk_ptr;
+    size_t *blk_size;
+    int n_blk, cap_blk;
+    size_t in_use, peak;
 } cu_ctx;
 
 static inline cu_ctx *cu_ctx_of(simcse_backend *be) { return (cu_ctx *)be->ctx; }

@@ -394,3 +394,24 @@ Test(distributed, pack_ids_gives_global_rows) {
     cr_assert_eq(simcse_pack_ids(seqs, lens, 3, 3, 0, &tb), -1);
     simcse_token_batch_free(&tb);
 }
+
+/* A rank that fails aborts the group: the others get an error, not a hang. */
+static void *wait_in_collective(void *p) {
+    coll_arg *a = p;
+    float buf[4] = {1, 2, 3, 4};
+    a->ok = a->c->all_reduce_sum(a->c, buf, 4) == -1 && strstr(simcse_last_error(), "another rank failed") != NULL;
+    return NULL;
+}
+
+Test(distributed, abort_releases_the_other_ranks, .timeout = 20) {
+    simcse_comm **comms = simcse_comm_threads_create(3);
+    pthread_t th[2];
+    coll_arg args[2] = {{comms[1], 0}, {comms[2], 0}};
+    for (int r = 0; r < 2; r++) pthread_create(&th[r], NULL, wait_in_collective, &args[r]);
+    comms[0]->abort(comms[0]); /* rank 0 failed before reaching the collective */
+    for (int r = 0; r < 2; r++) pthread_join(th[r], NULL);
+    cr_assert(args[0].ok && args[1].ok, "the waiting ranks must fail with a clear error");
+    float x = 1;
+    cr_assert_eq(comms[0]->all_reduce_sum(comms[0], &x, 1), -1, "later collectives fail too");
+    simcse_comm_threads_destroy(comms);
+}

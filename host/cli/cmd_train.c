@@ -68,8 +68,13 @@ static int train_threads(const simcse_train_config *cfg, const simcse_train_opti
         if (pthread_create(&th[r], NULL, rank_main, &jobs[r]) != 0) simcse_fatal("train: cannot start rank %d", r);
     }
     for (int r = 0; r < n; r++) pthread_join(th[r], NULL);
-    for (int r = 0; r < n; r++)
-        if (jobs[r].rc != 0) simcse_fatal("rank %d: %s", r, jobs[r].err);
+    /* a failing rank aborts the group, so the others fail too: report the cause first */
+    int failed = -1;
+    for (int r = 0; r < n && failed < 0; r++)
+        if (jobs[r].rc != 0 && !strstr(jobs[r].err, "another rank failed")) failed = r;
+    for (int r = 0; r < n && failed < 0; r++)
+        if (jobs[r].rc != 0) failed = r;
+    if (failed >= 0) simcse_fatal("rank %d: %s", failed, jobs[failed].err);
     print_summary(&jobs[0].sum);
     simcse_comm_threads_destroy(comms);
     free(jobs);

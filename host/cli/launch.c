@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -107,10 +108,27 @@ int simcse_launch_local(int n) {
         }
         pids[r] = pid;
     }
-    int failed = 0;
-    for (int r = 0; r < n; r++) {
+    /* The first worker to fail takes the others down: they would wait for it in
+     * their next collective. */
+    int failed = 0, left = n;
+    while (left > 0) {
         int st;
-        if (waitpid(pids[r], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) failed++;
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        int r = 0;
+        while (r < n && pids[r] != pid) r++;
+        if (r == n) continue;
+        pids[r] = 0;
+        left--;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            if (!failed)
+                for (int q = 0; q < n; q++)
+                    if (pids[q] > 0) kill(pids[q], SIGTERM);
+            failed++;
+        }
     }
     free(pids);
     if (failed) return simcse_error("--gpus: %d of %d workers failed (see their messages above)", failed, n);

@@ -87,6 +87,8 @@ static int nc_all_reduce_host_f64(simcse_comm *c, double *v, int n) {
     return 0;
 }
 
+static void nc_abort(simcse_comm *c) { ncclCommAbort(X(c)->comm); }
+
 static void nc_destroy(simcse_comm *c) {
     nccl_ctx *x = X(c);
     ncclCommDestroy(x->comm);
@@ -134,6 +136,7 @@ simcse_comm *simcse_comm_nccl_create(int rank, int size, const unsigned char id[
     c->all_gather = nc_all_gather;
     c->reduce_scatter_sum = nc_reduce_scatter;
     c->all_reduce_host_f64 = nc_all_reduce_host_f64;
+    c->abort = nc_abort;
     c->destroy = nc_destroy;
     return c;
 }

@@ -421,6 +421,7 @@ int simcse_train(const simcse_train_config *cfg, const simcse_train_options *opt
     int rc = simcse_train_config_validate(cfg);
     if (rc == 0) rc = setup(&t);
     if (rc == 0) rc = run(&t, &sum);
+    if (rc != 0 && t.comm && t.comm->abort) t.comm->abort(t.comm); /* the other ranks must not wait for us */
     teardown(&t);
     if (out) *out = sum;
     return rc;

@@ -25,6 +25,10 @@ struct simcse_comm {
     int (*reduce_scatter_sum)(simcse_comm *c, const float *send, float *recv, size_t n);
     /* small host-side values (loss, counters): v[0..n) = sum over ranks, in place */
     int (*all_reduce_host_f64)(simcse_comm *c, double *v, int n);
+    /* A rank that fails calls abort so the others get errors instead of waiting
+     * for it forever (threads: every pending and later collective fails; NCCL:
+     * ncclCommAbort). */
+    void (*abort)(simcse_comm *c);
     void (*destroy)(simcse_comm *c);
 };
 

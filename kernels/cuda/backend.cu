@@ -28,6 +28,23 @@ void cu_fail(const char *file, int line, const char *what, const char *detail) {
     simcse_fatal("%s", simcse_last_error());
 }
 
+/* SIMCSE_CUDA_SYNC=1: synchronise after every kernel launch, so that a fault inside a kernel
+ * is reported at the launch that caused it (file, line, kernel) rather than at some later
+ * call. For debugging (first runs on a new machine); off by default. */
+static int g_sync_launches = -1;
+
+void cu_launch_check(const char *file, int line, const char *what) {
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess) {
+        if (g_sync_launches < 0) {
+            const char *v = getenv("SIMCSE_CUDA_SYNC");
+            g_sync_launches = v && *v && strcmp(v, "0") != 0;
+        }
+        if (g_sync_launches) e = cudaDeviceSynchronize();
+    }
+    if (e != cudaSuccess) cu_fail(file, line, what, cudaGetErrorString(e));
+}
+
 void cu_enter(simcse_backend *be) {
     int cur = -1;
     CU_CHECK(cudaGetDevice(&cur));
@@ -126,8 +143,10 @@ void *cu_scratch(simcse_backend *be, size_t bytes) {
     size_t want = bytes + bytes / 4;            /* some headroom against repeated growth */
     want = (want + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
     if (c->scratch) {
-        CU_CHECK(cudaStreamSynchronize(c->stream)); /* earlier ops may still read it */
-        CU_CHECK(cudaFree(c->scratch));
+        /* through cu_free (which waits for the stream: earlier ops may still read it), so
+         * the memory statistics drop the old arena; a bare cudaFree left its size counted
+         * in in_use forever and a stale entry in the block table */
+        cu_free(be, c->scratch);
         c->scratch = NULL;
         c->scratch_bytes = 0;
     }
@@ -142,9 +161,13 @@ extern "C" int simcse_cuda_available(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
-        (void)cudaGetLastError(); /* no driver / no device: not an error to report */
+        (void)cudaGetLastError(); /* no driver / no device: not an error to report ... */
+        /* ... but say why, for whoever asks (a driver older than the CUDA runtime reads
+         * "CUDA driver version is insufficient", not "no device") */
+        simcse_error("cuda backend: no usable CUDA device: cudaGetDeviceCount: %s", cudaGetErrorString(e));
         return 0;
     }
+    if (n <= 0) simcse_error("cuda backend: no usable CUDA device: cudaGetDeviceCount found none");
     return n > 0;
 }
 

@@ -70,14 +70,11 @@ static inline cudaStream_t cu_stream(simcse_backend *be) { return cu_ctx_of(be)-
             cu_fail(__FILE__, __LINE__, #call, cublasGetStatusString(cu_s_));  \
     } while (0)
 
-/* After a <<<>>> launch: configuration errors show up in cudaGetLastError(). */
-#define CU_LAUNCH_CHECK(kernel_name)                                           \
-    do {                                                                       \
-        cudaError_t cu_e_ = cudaGetLastError();                                \
-        if (cu_e_ != cudaSuccess)                                              \
-            cu_fail(__FILE__, __LINE__, "launch of " kernel_name,              \
-                    cudaGetErrorString(cu_e_));                                \
-    } while (0)
+/* After a <<<>>> launch: configuration errors show up in cudaGetLastError(). With
+ * SIMCSE_CUDA_SYNC=1 in the environment it also synchronises, so that a fault inside the
+ * kernel is reported here (see backend.cu). */
+void cu_launch_check(const char *file, int line, const char *what);
+#define CU_LAUNCH_CHECK(kernel_name) cu_launch_check(__FILE__, __LINE__, "launch of " kernel_name)
 
 /* Makes the backend's device current for this thread (cheap when it already is). */
 void cu_enter(simcse_backend *be);

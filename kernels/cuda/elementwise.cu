@@ -16,9 +16,11 @@
  * - Embedding backward is deterministic without atomics: the block of the FIRST token that
  *   carries an id sums the gradient rows of all tokens with that id in ascending token
  *   order, starting from the table's current value: exactly the CPU's sequence of float
- *   additions, so the result is bit-identical. Cost: O(T) id comparisons per token and a
- *   sequential walk for frequent ids (the type table: all T tokens). TODO (perf): for large
- *   T, sort tokens by id (CUB radix sort) and segment-reduce. */
+ *   additions, so the result is bit-identical. Cost: O(T) id comparisons per token (the
+ *   "is there an earlier token with my id" test), then per distinct id a block-wide scan of
+ *   the later tokens, EMB_THREADS at a time, and the sequential walk over that id's rows
+ *   (the type table: all T rows in one block). TODO (perf): for large T, sort tokens by id
+ *   (CUB radix sort) and segment-reduce. */
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/rng.cuh"
 
@@ -39,25 +41,69 @@ __global__ void k_embed_fwd(float *__restrict__ out, const int32_t *__restrict__
     }
 }
 
-/* One block per token t; ids == NULL means every token has id 0. */
-__global__ void k_embed_bwd_table(float *__restrict__ table, const float *__restrict__ dout,
-                                  const int32_t *__restrict__ ids, int T, int H) {
+/* One block per token t; ids == NULL means every token has id 0. The block of the first
+ * token with its id adds, in ascending token order, the dout rows of every token u >= t
+ * with that id to the table row (EMB_COLS columns per thread held in registers, more
+ * passes when H > EMB_THREADS * EMB_COLS). The tokens are found EMB_THREADS at a time: a
+ * ballot per warp and the warp counts in shared memory compact the matches of a chunk in
+ * token order, then every thread adds those rows to its columns. So the scan costs
+ * (T - t) / EMB_THREADS steps per block instead of (T - t) * H / blockDim id reads per
+ * thread, and the additions are still exactly the CPU's sequence. */
+#define EMB_THREADS 256
+#define EMB_COLS 4
+__global__ void __launch_bounds__(EMB_THREADS) k_embed_bwd_table(float *__restrict__ table,
+                                                                 const float *__restrict__ dout,
+                                                                 const int32_t *__restrict__ ids, int T, int H) {
+    __shared__ int s_rows[EMB_THREADS];
+    __shared__ int s_count[EMB_THREADS / 32];
     const int t = blockIdx.x;
     const int id = ids ? ids[t] : 0;
     int earlier = 0;
     if (ids) {
-        for (int u = threadIdx.x; u < t; u += blockDim.x)
+        for (int u = threadIdx.x; u < t; u += EMB_THREADS)
             if (ids[u] == id) earlier = 1;
     } else {
         earlier = t > 0;
     }
     if (__syncthreads_or(earlier)) return; /* an earlier token with this id does the sum */
-    for (int h = threadIdx.x; h < H; h += blockDim.x) {
-        float *dst = table + (size_t)id * H + h;
-        float acc = *dst;
-        for (int u = t; u < T; u++)
-            if (!ids || ids[u] == id) acc += dout[(size_t)u * H + h];
-        *dst = acc;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *dst = table + (size_t)id * H;
+    for (int h0 = 0; h0 < H; h0 += EMB_THREADS * EMB_COLS) {
+        float acc[EMB_COLS];
+#pragma unroll
+        for (int k = 0; k < EMB_COLS; k++) {
+            const int h = h0 + k * EMB_THREADS + threadIdx.x;
+            acc[k] = h < H ? dst[h] : 0.0f;
+        }
+        for (int u0 = t; u0 < T; u0 += EMB_THREADS) { /* uniform over the block */
+            const int u = u0 + threadIdx.x;
+            const int hit = u < T && (!ids || ids[u] == id);
+            const unsigned bal = __ballot_sync(CU_FULL_MASK, hit);
+            if (lane == 0) s_count[warp] = __popc(bal);
+            __syncthreads();
+            int before = 0, total = 0;
+#pragma unroll
+            for (int w = 0; w < EMB_THREADS / 32; w++) {
+                before += w < warp ? s_count[w] : 0;
+                total += s_count[w];
+            }
+            if (hit) s_rows[before + __popc(bal & ((1u << lane) - 1u))] = u;
+            __syncthreads();
+            for (int i = 0; i < total; i++) {
+                const float *g = dout + (size_t)s_rows[i] * H;
+#pragma unroll
+                for (int k = 0; k < EMB_COLS; k++) {
+                    const int h = h0 + k * EMB_THREADS + threadIdx.x;
+                    if (h < H) acc[k] += g[h];
+                }
+            }
+            __syncthreads(); /* s_rows and s_count are refilled by the next chunk */
+        }
+#pragma unroll
+        for (int k = 0; k < EMB_COLS; k++) {
+            const int h = h0 + k * EMB_THREADS + threadIdx.x;
+            if (h < H) dst[h] = acc[k];
+        }
     }
 }
 
@@ -75,17 +121,16 @@ void cu_embed_bwd(simcse_backend *be, float *dword, float *dpos, float *dtype, c
                   const int32_t *pos_ids, const int32_t *type_ids, int T, int H) {
     if (T <= 0 || H <= 0) return;
     cu_enter(be);
-    const int threads = H >= 256 ? 256 : 128;
     if (dword) {
-        k_embed_bwd_table<<<T, threads, 0, cu_stream(be)>>>(dword, dout, ids, T, H);
+        k_embed_bwd_table<<<T, EMB_THREADS, 0, cu_stream(be)>>>(dword, dout, ids, T, H);
         CU_LAUNCH_CHECK("k_embed_bwd_table(word)");
     }
     if (dpos) {
-        k_embed_bwd_table<<<T, threads, 0, cu_stream(be)>>>(dpos, dout, pos_ids, T, H);
+        k_embed_bwd_table<<<T, EMB_THREADS, 0, cu_stream(be)>>>(dpos, dout, pos_ids, T, H);
         CU_LAUNCH_CHECK("k_embed_bwd_table(pos)");
     }
     if (dtype) {
-        k_embed_bwd_table<<<T, threads, 0, cu_stream(be)>>>(dtype, dout, type_ids, T, H);
+        k_embed_bwd_table<<<T, EMB_THREADS, 0, cu_stream(be)>>>(dtype, dout, type_ids, T, H);
         CU_LAUNCH_CHECK("k_embed_bwd_table(type)");
     }
 }

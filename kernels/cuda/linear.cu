@@ -151,10 +151,10 @@ static int ptr_align(const void *p) {
 
 static void plan_release(lt_plan *p) {
     if (!p->used) return;
-    if (p->op) cublasLtMatmulDescDestroy(p->op);
-    if (p->la) cublasLtMatrixLayoutDestroy(p->la);
-    if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
-    if (p->lc) cublasLtMatrixLayoutDestroy(p->lc);
+    if (p->op) CUBLAS_CHECK(cublasLtMatmulDescDestroy(p->op));
+    if (p->la) CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->la));
+    if (p->lb) CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lb));
+    if (p->lc) CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lc));
     memset(p, 0, sizeof *p);
 }
 
@@ -272,6 +272,8 @@ void cu_linear_bwd(simcse_backend *be, float *din, float *dW, float *db, const f
     cu_enter(be);
     cu_ctx *c = cu_ctx_of(be);
     if (I <= 0 || O <= 0) {
+        /* an empty sum: din = 0 (it is overwritten, as on the CPU), nothing to add to dW */
+        if (din && I > 0) CU_CHECK(cudaMemsetAsync(din, 0, (size_t)N * I * sizeof(float), cu_stream(be)));
         if (db && O > 0) cu_colsum_rows(be, db, dout, N, O);
         return;
     }

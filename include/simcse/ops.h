@@ -41,7 +41,7 @@ struct simcse_backend {
     void (*to_device)(simcse_backend *be, void *dst, const void *src, size_t bytes);
     void (*to_host)(simcse_backend *be, void *dst, const void *src, size_t bytes);
     void (*zero)(simcse_backend *be, void *p, size_t bytes);
-    /* device-to-device copy */
+    /* device-to-device copy; dst and src must not overlap (cudaMemcpyAsync) */
     void (*copy)(simcse_backend *be, void *dst, const void *src, size_t bytes);
     void (*sync)(simcse_backend *be);
     /* bytes allocated through alloc and not freed, and the most there ever were

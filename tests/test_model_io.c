@@ -16,22 +16,9 @@
 #include "simcse/npy.h"
 #include "simcse/safetensors.h"
 
+#include "test_tmpdir.h"
+
 #define IO "tests/golden/io/"
-
-static char g_dir[64];
-
-static void mk_tmpdir(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/simcse_io_mXXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
-}
-
-static void rm_tmpdir(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static char *tmp_path(const char *name) { return simcse_path_join(g_dir, name); }
 
 static void assert_error_has(const char *a, const char *b) {
     const char *e = simcse_last_error();

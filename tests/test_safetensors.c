@@ -13,23 +13,10 @@
 #include "simcse/common.h"
 #include "simcse/safetensors.h"
 
+#include "test_tmpdir.h"
+
 #define BERT_ST "tests/golden/io/bert/model.safetensors"
 #define SHARDED "tests/golden/io/bert_sharded"
-
-static char g_dir[64];
-
-static void mk_tmpdir(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/simcse_io_stXXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
-}
-
-static void rm_tmpdir(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static char *tmp_path(const char *name) { return simcse_path_join(g_dir, name); }
 
 static void write_bytes(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");

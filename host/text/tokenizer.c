@@ -207,40 +207,37 @@ static int find_added(const simcse_tokenizer *t, const char *s, size_t n, size_t
     return 0;
 }
 
-/* Normalized text between added tokens: split on normalized added tokens, then
- * pre-tokenizer + model. */
-static int encode_normalized(const simcse_tokenizer *t, const char *s, size_t n, tok_ids *out, long limit) {
+typedef int (*piece_fn)(const simcse_tokenizer *t, const char *s, size_t n, tok_ids *out, long limit);
+
+/* Splits s on added tokens (those matched after normalization, or before it),
+ * emitting their ids and encoding the pieces between them with `piece`. */
+static int split_on_added(const simcse_tokenizer *t, const char *s, size_t n, int normalized, piece_fn piece,
+                          tok_ids *out, long limit) {
     size_t pos = 0, ms, me;
     int32_t id;
-    while (find_added(t, s, n, pos, pos, 1, &ms, &me, &id)) {
-        if (ms > pos && tok_pre_tokenize_and_model(t, s + pos, ms - pos, out, limit) < 0) return -1;
+    while (find_added(t, s, n, pos, pos, normalized, &ms, &me, &id)) {
+        if (ms > pos && piece(t, s + pos, ms - pos, out, limit) < 0) return -1;
         tok_ids_push(out, id);
         pos = me;
         if (limit >= 0 && (long)out->n >= limit) return 0;
     }
-    return pos < n ? tok_pre_tokenize_and_model(t, s + pos, n - pos, out, limit) : 0;
+    return pos < n ? piece(t, s + pos, n - pos, out, limit) : 0;
 }
 
+/* Text between raw-matched added tokens: normalized, split on the normalized
+ * added tokens, then pre-tokenizer + model. */
 static int encode_raw_piece(const simcse_tokenizer *t, const char *s, size_t n, tok_ids *out, long limit) {
-    if (!t->has_bert_normalizer) return encode_normalized(t, s, n, out, limit);
+    if (!t->has_bert_normalizer) return split_on_added(t, s, n, 1, tok_pre_tokenize_and_model, out, limit);
     tok_str norm = {0};
     tok_bert_normalize(t, s, n, &norm);
-    int rc = encode_normalized(t, norm.s, norm.n, out, limit);
+    int rc = split_on_added(t, norm.s, norm.n, 1, tok_pre_tokenize_and_model, out, limit);
     free(norm.s);
     return rc;
 }
 
 /* Content ids (no template) of valid UTF-8 text. */
 static int encode_content(const simcse_tokenizer *t, const char *s, size_t n, tok_ids *out, long limit) {
-    size_t pos = 0, ms, me;
-    int32_t id;
-    while (find_added(t, s, n, pos, pos, 0, &ms, &me, &id)) {
-        if (ms > pos && encode_raw_piece(t, s + pos, ms - pos, out, limit) < 0) return -1;
-        tok_ids_push(out, id);
-        pos = me;
-        if (limit >= 0 && (long)out->n >= limit) return 0;
-    }
-    return pos < n ? encode_raw_piece(t, s + pos, n - pos, out, limit) : 0;
+    return split_on_added(t, s, n, 0, encode_raw_piece, out, limit);
 }
 
 /* ---- encode -------------------------------------------------------------- */

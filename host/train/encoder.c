@@ -52,8 +52,6 @@ struct simcse_encoder {
     float *out;         /* [S,H] */
     /* backward scratch */
     float *dh, *dh2, *dtmp, *dq, *dk, *dv, *dI, *dpooled, *dmlp;
-    float *scratch;
-    size_t scratch_n;
     /* gradient buckets: [0] the MLP head, [1 + l] layer l, [layers + 1] embeddings */
     size_t *bucket_off, *bucket_n;
     simcse_grads_ready_fn ready;
@@ -232,7 +230,7 @@ void simcse_encoder_free(simcse_encoder *e) {
     FREE(e->emb_sum); FREE(e->emb_mean); FREE(e->emb_rstd); FREE(e->emb_out);
     FREE(e->pooled); FREE(e->mlp_pre); FREE(e->out);
     FREE(e->dh); FREE(e->dh2); FREE(e->dtmp); FREE(e->dq); FREE(e->dk); FREE(e->dv); FREE(e->dI);
-    FREE(e->dpooled); FREE(e->dmlp); FREE(e->scratch);
+    FREE(e->dpooled); FREE(e->dmlp);
 #undef FREE
     free(e->bucket_off);
     free(e->bucket_n);
@@ -434,16 +432,6 @@ simcse_backend *simcse_encoder_backend(simcse_encoder *e) { return e->be; }
 
 void simcse_encoder_download(simcse_encoder *e, simcse_model *m) {
     e->be->to_host(e->be, m->data, e->params, m->n_floats * sizeof(float));
-}
-
-float *simcse_encoder_scratch(simcse_encoder *e, size_t n) {
-    if (n > e->scratch_n) {
-        if (e->scratch) e->be->free(e->be, e->scratch);
-        e->scratch = e->be->alloc(e->be, n * sizeof(float));
-        if (!e->scratch) simcse_fatal("%s", simcse_last_error());
-        e->scratch_n = n;
-    }
-    return e->scratch;
 }
 
 int simcse_encoder_hidden_size(const simcse_encoder *e) { return e->cfg.hidden; }

@@ -74,7 +74,5 @@ int simcse_encoder_hidden_size(const simcse_encoder *e);
 /* Hidden state k of the last forward (0 = embeddings, l+1 = output of layer l),
  * [T, H] copied to host memory; for tests and debugging. */
 void simcse_encoder_hidden_to_host(simcse_encoder *e, int k, float *out);
-/* A scratch backend buffer of n floats kept by the encoder (grown as needed). */
-float *simcse_encoder_scratch(simcse_encoder *e, size_t n);
 
 #endif

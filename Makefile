@@ -5,6 +5,7 @@
 #   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
 #   make fuzz       libFuzzer targets (clang), short runs: make fuzz-run
 #   make bench      benchmarks (see bench/README.md)
+#   make test-emu   kernels/cuda on the CPU execution harness under ASan + UBSan (tests/emu/emu.mk)
 # Options: CUDA=0 builds without the CUDA backend; SIMCSE_DATA_DIR for tests (default ../shared/data).
 
 CC      ?= cc
@@ -105,10 +106,11 @@ demo: $(BUILD)/simcse
 	$(BUILD)/simcse eval --model runs/demo --pooler avg --tasks stsb,sickr --split test --device auto
 
 include bench/bench.mk
+include tests/emu/emu.mk
 bench: $(BUILD)/simcse
 	bash bench/run.sh
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-emu
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

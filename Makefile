@@ -101,7 +101,7 @@ fuzz-run: fuzz
 
 # The README's main command: train the demo config, then score the export on STS test sets.
 demo: $(BUILD)/simcse
-	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --device auto
+	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --overwrite --device auto
 	$(BUILD)/simcse eval --model runs/demo --pooler avg --tasks stsb,sickr --split test --device auto
 
 include bench/bench.mk

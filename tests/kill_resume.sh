@@ -9,10 +9,10 @@
 # may be left. A shell script rather than a Criterion test because it drives
 # the real binary with real signals; .ci/run runs it (about a minute on 2 cores).
 #
-#   tests/kill_resume.sh [path/to/simcse]     KILL_LOOPS=5 KILL_SEED=N to vary
+#   tests/kill_resume.sh [path/to/simcse]     KILL_LOOPS=3 KILL_SEED=N to vary
 set -uo pipefail
 BIN=${1:-build/simcse}
-LOOPS=${KILL_LOOPS:-5}
+LOOPS=${KILL_LOOPS:-3}
 SEED=${KILL_SEED:-$(( $(date +%s) % 32768 ))}
 RANDOM=$SEED
 STEPS=40
@@ -30,7 +30,7 @@ for i in $(seq 0 59); do echo "sentence number $i says $([ $((i % 3)) = 0 ] && e
 cat >"$work/config.json" <<EOF
 {"model_config": "$work/model.json", "tokenizer": "$DATA/tokenizers/bert-base-uncased",
  "train_file": "$work/train.txt", "data_dir": "$DATA", "batch_size": 8, "max_steps": $STEPS,
- "learning_rate": 1e-3, "warmup_steps": 4, "eval_tasks": "stsb", "eval_steps": 10, "logging_steps": 1,
+ "learning_rate": 1e-3, "warmup_steps": 4, "eval_tasks": "stsb", "eval_steps": 10, "logging_steps": 4,
  "save_steps": 1, "max_seq_len": 16, "precision": "fp32", "pooler": "avg", "mlp_only_train": false}
 EOF
 

@@ -201,9 +201,7 @@ static int setup(trainer *t) {
     t->tok_dir = c->tokenizer[0] ? c->tokenizer : c->model;
     t->tok = simcse_tokenizer_load(t->tok_dir);
     if (!t->tok) return -1;
-    if (simcse_tokenizer_vocab_size(t->tok) > t->model.cfg.vocab_size)
-        return simcse_error("%s: tokenizer has %d tokens, the model's vocab_size is %d", t->tok_dir,
-                            simcse_tokenizer_vocab_size(t->tok), t->model.cfg.vocab_size);
+    if (simcse_tokenizer_check_ids(t->tok, t->model.cfg.vocab_size) != 0) return -1;
     simcse_data_options dopt;
     simcse_data_options_default(&dopt);
     dopt.skip_bad_rows = c->skip_malformed;
@@ -264,8 +262,12 @@ static int setup(trainer *t) {
     if (t->opt->resume) {
         simcse_train_config saved;
         if (simcse_checkpoint_recover(out) != 0 || simcse_checkpoint_load_config(out, &saved, &t->st) != 0 ||
-            check_resume(t, &saved) != 0 || restore_checkpoint(t) != 0)
+            check_resume(t, &saved) != 0)
             return -1;
+        if (t->st.step > t->total_steps)
+            return simcse_error("%s/checkpoint/trainer_state.json: key 'step': %lld is past the run's %lld steps", out,
+                                (long long)t->st.step, (long long)t->total_steps);
+        if (restore_checkpoint(t) != 0) return -1;
     }
     t->st.world_size = t->world;
     snprintf(t->st.backend, sizeof t->st.backend, "%s", t->be->name);

@@ -5,6 +5,8 @@
 #   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
 #   make fuzz       libFuzzer targets (clang), short runs: make fuzz-run
 #   make bench      benchmarks (see bench/README.md)
+#   make mutate     mutation check: each one-line bug of tests/mutations.txt in a scratch copy,
+#                   CPU suite on each, killed/survived (slow: not part of CI)
 # Options: CUDA=0 builds without the CUDA backend; SIMCSE_DATA_DIR for tests (default ../shared/data).
 
 CC      ?= cc
@@ -55,7 +57,7 @@ endif
 
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test demo bench fuzz fuzz-run clean
+.PHONY: all test demo bench fuzz fuzz-run mutate clean
 all: $(BUILD)/simcse
 
 $(BUILD)/libsimcse.a: $(LIB_OBJ)
@@ -107,6 +109,10 @@ demo: $(BUILD)/simcse
 include bench/bench.mk
 bench: $(BUILD)/simcse
 	bash bench/run.sh
+
+# Each mutation of tests/mutations.txt, applied alone to a scratch copy of the tree, must fail the CPU suite.
+mutate:
+	bash tests/mutate.sh tests/mutations.txt
 
 clean:
 	rm -rf build build-san build-fuzz

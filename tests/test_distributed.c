@@ -267,7 +267,8 @@ static char *run_cli_losses(const char *dir, const char *extra) {
 }
 
 Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
-    const char *dir = "/tmp/simcse_test_dist_cli";
+    char dir[128];
+    cr_assert_not_null(test_scratch_dir("dist_cli", dir, sizeof dir));
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
     cr_assert_eq(system(cmd), 0);
@@ -325,6 +326,7 @@ Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
     free(one);
     free(two);
     free(four);
+    test_rm_dir(dir);
 }
 
 /* The backward hands every parameter gradient to the reduction exactly once, in

@@ -2,6 +2,7 @@
 #ifndef SIMCSE_TEST_UTIL_H
 #define SIMCSE_TEST_UTIL_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,20 @@ static inline const char *test_data_dir(void) { return simcse_data_dir(); }
 static inline const char *test_bin(void) {
     const char *b = getenv("SIMCSE_BIN");
     return b && *b ? b : "build/simcse";
+}
+
+/* A fresh scratch directory /tmp/simcse_test_TAG_XXXXXX in buf (never a fixed path:
+ * several checkouts run the suite at once on one machine, and make mutate runs it
+ * over and over); remove it with test_rm_dir. NULL if it cannot be made. */
+static inline char *test_scratch_dir(const char *tag, char *buf, size_t n) {
+    snprintf(buf, n, "/tmp/simcse_test_%s_XXXXXX", tag);
+    return mkdtemp(buf);
+}
+
+static inline int test_rm_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
 }
 
 /* One whole-batch training step's forward, loss and backward on one rank

@@ -41,19 +41,3 @@ int simcse_embedder_embed(void *ctx, const char *const *sents, int n, float *out
     }
     return 0;
 }
-
-simcse_backend *simcse_backend_select(const char *device, const char *precision, int gpu) {
-    int bf16 = precision && !strcmp(precision, "bf16");
-    if (precision && !bf16 && strcmp(precision, "fp32")) {
-        simcse_error("--precision: expected fp32 or bf16, got '%s'", precision);
-        return NULL;
-    }
-    if (!strcmp(device, "cuda")) return simcse_backend_cuda(gpu, bf16);
-    if (!strcmp(device, "auto")) {
-        if (simcse_cuda_available()) return simcse_backend_cuda(gpu, bf16);
-    } else if (strcmp(device, "cpu")) {
-        simcse_error("--device: expected cpu, cuda or auto, got '%s'", device);
-        return NULL;
-    }
-    return simcse_backend_cpu();
-}

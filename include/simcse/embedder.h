@@ -25,8 +25,4 @@ void simcse_embedder_free(simcse_embedder *em);
 /* out: [n, hidden] host memory. ctx is a simcse_embedder. */
 int simcse_embedder_embed(void *ctx, const char *const *sents, int n, float *out);
 
-/* The backend for --device cpu|cuda|auto on GPU number `gpu`, and a precision (fp32|bf16);
- * bf16 on the CPU falls back to fp32 with a note. NULL + error. */
-simcse_backend *simcse_backend_select(const char *device, const char *precision, int gpu);
-
 #endif

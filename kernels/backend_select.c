@@ -1,6 +1,7 @@
 /* Which backend a --device / --precision pair means. It lives with the backends
  * (not with a caller) because the CLI, the trainer and the benchmarks all pick a
  * backend the same way, and only this layer knows which backends were built. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,9 @@ simcse_backend *simcse_backend_select(const char *device, const char *precision,
         simcse_error("--device: expected cpu, cuda or auto, got '%s'", device);
         return NULL;
     }
-    if (bf16) fprintf(stderr, "simcse: note: bf16 runs on the GPU only; the CPU backend computes in fp32\n");
+    /* once per process: ranks run as threads and each selects its backend */
+    static atomic_flag noted = ATOMIC_FLAG_INIT;
+    if (bf16 && !atomic_flag_test_and_set(&noted))
+        fprintf(stderr, "simcse: note: precision bf16 is for the GPU; the CPU backend computes in fp32\n");
     return simcse_backend_cpu();
 }

@@ -31,10 +31,11 @@ static void usage(FILE *f) {
     simcse_train_config_print_keys(f);
 }
 
-static void print_summary(const simcse_train_summary *sum) {
+/* The tasks as the config names them (eval_tasks: "stsb", "sickr", "stsb,sickr": the average). */
+static void print_summary(const simcse_train_summary *sum, const char *tasks) {
     if (sum->eval_before == sum->eval_before)
-        printf("STS-B dev Spearman x100: before %.2f, after (best, step %lld) %.2f\n", sum->eval_before,
-               (long long)sum->best_step, sum->eval_best);
+        printf("%s dev Spearman x100%s: before %.2f, after (best, step %lld) %.2f\n", tasks,
+               strchr(tasks, ',') ? " (average)" : "", sum->eval_before, (long long)sum->best_step, sum->eval_best);
 }
 
 typedef struct {
@@ -75,7 +76,7 @@ static int train_threads(const simcse_train_config *cfg, const simcse_train_opti
     for (int r = 0; r < n && failed < 0; r++)
         if (jobs[r].rc != 0) failed = r;
     if (failed >= 0) simcse_fatal("rank %d: %s", failed, jobs[failed].err);
-    print_summary(&jobs[0].sum);
+    print_summary(&jobs[0].sum, cfg->eval_tasks);
     simcse_comm_threads_destroy(comms);
     free(jobs);
     free(th);
@@ -169,6 +170,6 @@ int simcse_cmd_train(int argc, char **argv) {
     simcse_train_summary sum;
     if (simcse_train(&cfg, &opt, &sum) != 0) simcse_fatal("%s", simcse_last_error());
     if (comm) comm->destroy(comm);
-    if (env.rank == 0) print_summary(&sum);
+    if (env.rank == 0) print_summary(&sum, cfg.eval_tasks);
     return 0;
 }

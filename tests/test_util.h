@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simcse/cli.h"
 #include "simcse/common.h"
+#include "simcse/data_dir.h"
 #include "simcse/loss.h"
 
 /* The shared data directory ($SIMCSE_DATA_DIR or ../shared/data). */
@@ -18,14 +18,8 @@ static inline const char *test_bin(void) {
     return b && *b ? b : "build/simcse";
 }
 
-/* A fresh scratch directory /tmp/simcse_test_TAG_XXXXXX in buf (never a fixed path:
- * several checkouts run the suite at once on one machine, and make mutate runs it
- * over and over); remove it with test_rm_dir. NULL if it cannot be made. */
-static inline char *test_scratch_dir(const char *tag, char *buf, size_t n) {
-    snprintf(buf, n, "/tmp/simcse_test_%s_XXXXXX", tag);
-    return mkdtemp(buf);
-}
-
+/* Removes a test's scratch directory (made with mkdtemp) and all in it: a training
+ * run leaves megabytes, and make mutate runs the suite many times over. */
 static inline int test_rm_dir(const char *dir) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

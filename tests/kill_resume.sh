@@ -7,12 +7,12 @@
 # run, each step and each evaluation must be logged exactly once, the exported
 # model and the last checkpoint must be byte-identical, and nothing temporary
 # may be left. A shell script rather than a Criterion test because it drives
-# the real binary with real signals; .ci/run runs it (about a minute on 2 cores).
+# the real binary with real signals; .ci/run runs it (under a minute on 2 cores).
 #
-#   tests/kill_resume.sh [path/to/simcse]     KILL_LOOPS=3 KILL_SEED=N to vary
+#   tests/kill_resume.sh [path/to/simcse]     KILL_LOOPS=8 KILL_SEED=N to vary
 set -uo pipefail
 BIN=${1:-build/simcse}
-LOOPS=${KILL_LOOPS:-3}
+LOOPS=${KILL_LOOPS:-8}
 SEED=${KILL_SEED:-$(( $(date +%s) % 32768 ))}
 RANDOM=$SEED
 STEPS=40
@@ -39,9 +39,18 @@ train_records() { sed -n 's/^{"step": \([0-9]*\), "epoch": [0-9]*, "loss": \([^,
 eval_records() { sed -n 's/^{"step": \([0-9]*\), "eval_dev_avg_spearman": \([^,]*\),.*/\1 \2/p' "$1"; }
 
 fail=0
+t0=$(date +%s%N)
 if ! "$BIN" train --config "$work/config.json" --output "$work/ref" --quiet >/dev/null 2>"$work/ref.log"; then
     echo "kill_resume: the uninterrupted run failed:"; cat "$work/ref.log"; exit 1
 fi
+# kill moments scale with the uninterrupted run's length (fsync makes it vary tenfold with the disk)
+run_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $run_ms -ge 200 ] || run_ms=200
+# and with the setup (a resume with nothing left to do), so that most lives get past it
+cp -r "$work/ref" "$work/done"
+t0=$(date +%s%N)
+"$BIN" train --resume "$work/done" --quiet >/dev/null 2>&1 || { echo "kill_resume: resuming a finished run failed"; exit 1; }
+setup_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 train_records "$work/ref/metrics.jsonl" >"$work/ref.train"
 eval_records "$work/ref/metrics.jsonl" >"$work/ref.eval"
 [ "$(wc -l <"$work/ref.train")" -eq $STEPS ] || { echo "kill_resume: reference has $(wc -l <"$work/ref.train") step records, not $STEPS"; exit 1; }
@@ -56,8 +65,8 @@ for loop in $(seq 1 "$LOOPS"); do
         if [ $attempts -gt 300 ]; then echo "kill_resume: loop $loop: not done after 300 starts"; fail=1; break; fi
         "${cmd[@]}" >/dev/null 2>"$work/last.log" &
         pid=$!
-        # mostly short lives (a step or a swap in), sometimes long enough to finish
-        ms=$(( 20 + RANDOM % 700 + (RANDOM % 8 == 0 ? RANDOM % 3000 : 0) ))
+        # lives from setup to a few steps in: in setup, a step, a swap, an export, an fsync
+        ms=$(( setup_ms / 3 + (RANDOM * 32768 + RANDOM) % (run_ms / 6 + setup_ms) ))
         sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
         kill -9 $pid 2>/dev/null
         { wait $pid; } 2>/dev/null
@@ -98,7 +107,7 @@ for loop in $(seq 1 "$LOOPS"); do
         diff <(train_records "$out/metrics.jsonl") "$work/ref.train" | head -5
     fi
 done
-echo "kill_resume: $LOOPS loops (seed $SEED): $kills kills ($in_save during a checkpoint write, $mid_swap between" \
+echo "kill_resume: $LOOPS loops (seed $SEED; uninterrupted run ${run_ms} ms, setup ${setup_ms} ms): $kills kills ($in_save during a checkpoint write, $mid_swap between" \
      "the swap's renames, $in_export during an export), $resumes resumes, $restarts fresh restarts," \
      "$mismatches mismatching runs"
 [ $fail -eq 0 ] && [ $mismatches -eq 0 ]

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The kill-and-resume loop: train a tiny model with a checkpoint every step and
-# an evaluation (and best-model export) every 10 steps, kill -9 it at random
-# moments (in a step, a checkpoint swap, an export, an fsync, setup), and
-# --resume it until it finishes. Every run must finish; its losses, learning
-# rates, gradient norms and evaluations must equal those of one uninterrupted
-# run, each step and each evaluation must be logged exactly once, the exported
-# model and the last checkpoint must be byte-identical, and nothing temporary
-# may be left. A shell script rather than a Criterion test because it drives
-# the real binary with real signals; .ci/run runs it (under a minute on 2 cores).
+# The kill-and-resume loop: train a tiny model (one rank, or every fourth loop
+# two ranks as threads) with a checkpoint every step and an evaluation (and
+# best-model export) every 10 steps, kill -9 it at random moments (in setup, a
+# step, a checkpoint swap, an export, an fsync), and --resume it until it
+# finishes. Every run must finish; its losses, learning rates, gradient norms
+# and evaluations must equal those of one uninterrupted run, each step and each
+# evaluation must be logged exactly once, the exported model and the last
+# checkpoint must be byte-identical, and nothing temporary may be left. A shell
+# script rather than a Criterion test because it drives the real binary with
+# real signals; .ci/run runs it (under a minute on 2 cores).
 #
 #   tests/kill_resume.sh [path/to/simcse]     KILL_LOOPS=8 KILL_SEED=N to vary
 set -uo pipefail
@@ -51,14 +52,24 @@ cp -r "$work/ref" "$work/done"
 t0=$(date +%s%N)
 "$BIN" train --resume "$work/done" --quiet >/dev/null 2>&1 || { echo "kill_resume: resuming a finished run failed"; exit 1; }
 setup_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-train_records "$work/ref/metrics.jsonl" >"$work/ref.train"
-eval_records "$work/ref/metrics.jsonl" >"$work/ref.eval"
-[ "$(wc -l <"$work/ref.train")" -eq $STEPS ] || { echo "kill_resume: reference has $(wc -l <"$work/ref.train") step records, not $STEPS"; exit 1; }
+# every fourth loop runs two ranks (threads) with half the batch each: its own reference
+if ! "$BIN" train --config "$work/config.json" --output "$work/ref2" --ranks 2 --set batch_size=4 --quiet \
+    >/dev/null 2>"$work/ref.log"; then
+    echo "kill_resume: the uninterrupted two-rank run failed:"; cat "$work/ref.log"; exit 1
+fi
+for r in ref ref2; do
+    train_records "$work/$r/metrics.jsonl" >"$work/$r.train"
+    eval_records "$work/$r/metrics.jsonl" >"$work/$r.eval"
+    [ "$(wc -l <"$work/$r.train")" -eq $STEPS ] || { echo "kill_resume: $r has $(wc -l <"$work/$r.train") step records, not $STEPS"; exit 1; }
+done
 
 kills=0 resumes=0 restarts=0 mismatches=0 in_save=0 mid_swap=0 in_export=0
 for loop in $(seq 1 "$LOOPS"); do
-    out="$work/run$loop"
-    cmd=("$BIN" train --config "$work/config.json" --output "$out" --quiet)
+    out="$work/run$loop" ref=ref ranks=()
+    [ $((loop % 4)) -eq 0 ] && ref=ref2 ranks=(--ranks 2)
+    fresh=("$BIN" train --config "$work/config.json" --output "$out" --quiet "${ranks[@]}")
+    [ $ref = ref2 ] && fresh+=(--set batch_size=4)
+    cmd=("${fresh[@]}")
     attempts=0
     while :; do
         attempts=$((attempts + 1))
@@ -84,30 +95,30 @@ for loop in $(seq 1 "$LOOPS"); do
             echo "kill_resume: loop $loop: exit $rc after $kills kills:"; cat "$work/last.log"; fail=1; break
         fi
         if [ -d "$out/checkpoint" ] || [ -d "$out/checkpoint.old" ]; then
-            cmd=("$BIN" train --resume "$out" --quiet)
+            cmd=("$BIN" train --resume "$out" --quiet "${ranks[@]}")
             resumes=$((resumes + 1))
         else
-            cmd=("$BIN" train --config "$work/config.json" --output "$out" --overwrite --quiet)
+            cmd=("${fresh[@]}" --overwrite)
             restarts=$((restarts + 1))
         fi
     done
     [ $fail -eq 0 ] || break
     bad=""
-    train_records "$out/metrics.jsonl" | cmp -s - "$work/ref.train" || bad="$bad losses"
-    eval_records "$out/metrics.jsonl" | cmp -s - "$work/ref.eval" || bad="$bad evaluations"
-    [ "$(grep -c '"step"' "$out/metrics.jsonl")" -eq "$(grep -c '"step"' "$work/ref/metrics.jsonl")" ] || bad="$bad record-count"
+    train_records "$out/metrics.jsonl" | cmp -s - "$work/$ref.train" || bad="$bad losses"
+    eval_records "$out/metrics.jsonl" | cmp -s - "$work/$ref.eval" || bad="$bad evaluations"
+    [ "$(grep -c '"step"' "$out/metrics.jsonl")" -eq "$(grep -c '"step"' "$work/$ref/metrics.jsonl")" ] || bad="$bad record-count"
     for f in model.safetensors config.json checkpoint/model.safetensors checkpoint/optimizer.safetensors; do
-        cmp -s "$out/$f" "$work/ref/$f" || bad="$bad $f"
+        cmp -s "$out/$f" "$work/$ref/$f" || bad="$bad $f"
     done
     left=$(find "$out" -name '*.tmp[0-9]*' -o -name 'checkpoint.tmp' -o -name 'checkpoint.old')
     [ -z "$left" ] || bad="$bad leftovers:$(echo $left | tr ' ' ',')"
     if [ -n "$bad" ]; then
         mismatches=$((mismatches + 1))
-        echo "kill_resume: loop $loop differs from the uninterrupted run:$bad"
-        diff <(train_records "$out/metrics.jsonl") "$work/ref.train" | head -5
+        echo "kill_resume: loop $loop (${ranks[*]:-one rank}) differs from the uninterrupted run:$bad"
+        diff <(train_records "$out/metrics.jsonl") "$work/$ref.train" | head -5
     fi
 done
-echo "kill_resume: $LOOPS loops (seed $SEED; uninterrupted run ${run_ms} ms, setup ${setup_ms} ms): $kills kills ($in_save during a checkpoint write, $mid_swap between" \
+echo "kill_resume: $LOOPS loops ($((LOOPS / 4)) with two ranks; seed $SEED; uninterrupted run ${run_ms} ms, setup ${setup_ms} ms): $kills kills ($in_save during a checkpoint write, $mid_swap between" \
      "the swap's renames, $in_export during an export), $resumes resumes, $restarts fresh restarts," \
      "$mismatches mismatching runs"
 [ $fail -eq 0 ] && [ $mismatches -eq 0 ]

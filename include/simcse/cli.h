@@ -7,6 +7,7 @@ int simcse_cmd_tokenize(int argc, char **argv);
 int simcse_cmd_encode(int argc, char **argv);
 int simcse_cmd_train(int argc, char **argv);
 int simcse_cmd_eval(int argc, char **argv);
+int simcse_cmd_plot(int argc, char **argv);
 
 /* The data directory: $SIMCSE_DATA_DIR or ../shared/data. */
 const char *simcse_data_dir(void);

@@ -33,10 +33,11 @@ static void usage(FILE *f) {
     simcse_train_config_print_keys(f);
 }
 
-static void print_summary(const simcse_train_summary *sum) {
+/* The tasks as the config names them (eval_tasks: "stsb", "sickr", "stsb,sickr": the average). */
+static void print_summary(const simcse_train_summary *sum, const char *tasks) {
     if (sum->eval_before == sum->eval_before)
-        printf("STS-B dev Spearman x100: before %.2f, after (best, step %lld) %.2f\n", sum->eval_before,
-               (long long)sum->best_step, sum->eval_best);
+        printf("%s dev Spearman x100%s: before %.2f, after (best, step %lld) %.2f\n", tasks,
+               strchr(tasks, ',') ? " (average)" : "", sum->eval_before, (long long)sum->best_step, sum->eval_best);
 }
 
 /* Every run leaves its picture; a missing gnuplot costs the picture, not the run. */
@@ -83,7 +84,7 @@ static int train_threads(const simcse_train_config *cfg, const simcse_train_opti
     for (int r = 0; r < n && failed < 0; r++)
         if (jobs[r].rc != 0) failed = r;
     if (failed >= 0) simcse_fatal("rank %d: %s", failed, jobs[failed].err);
-    print_summary(&jobs[0].sum);
+    print_summary(&jobs[0].sum, cfg->eval_tasks);
     plot_run(opt->output_dir);
     simcse_comm_threads_destroy(comms);
     free(jobs);
@@ -187,7 +188,7 @@ int simcse_cmd_train(int argc, char **argv) {
     if (simcse_train(&cfg, &opt, &sum) != 0) simcse_fatal("%s", simcse_last_error());
     if (comm) comm->destroy(comm);
     if (env.rank == 0) {
-        print_summary(&sum);
+        print_summary(&sum, cfg.eval_tasks);
         plot_run(output);
     }
     return 0;

@@ -91,10 +91,15 @@ done:
     return rc;
 }
 
-static int get_num(cJSON *j, const char *key, const char *path, double *out) {
+/* An integer field in [lo, hi]: checked as a double first, so that a value like 1e300
+ * is an error naming the field, never an undefined conversion. */
+static int get_int(cJSON *j, const char *key, const char *path, double lo, double hi, int64_t *out) {
     cJSON *it = cJSON_GetObjectItem(j, key);
     if (!cJSON_IsNumber(it)) return simcse_error("%s: key '%s': expected a number", path, key);
-    *out = it->valuedouble;
+    double v = it->valuedouble;
+    if (!(v >= lo && v <= hi) || v != floor(v))
+        return simcse_error("%s: key '%s': %.15g is not an integer in [%.0f, %.0f]", path, key, v, lo, hi);
+    *out = (int64_t)v;
     return 0;
 }
 
@@ -114,25 +119,29 @@ int simcse_checkpoint_load_config(const char *out_dir, simcse_train_config *cfg,
         simcse_error("%s: malformed JSON", spath);
         goto done;
     }
-    double step = 0, epoch = 0, index = 0, nex = 0, best_step = 0;
-    if (get_num(j, "step", spath, &step) || get_num(j, "epoch", spath, &epoch) ||
-        get_num(j, "index_in_epoch", spath, &index) || get_num(j, "n_examples", spath, &nex) ||
-        get_num(j, "best_step", spath, &best_step)) {
+    /* the bound of the config key they count against (max_steps; with max_steps
+     * an epoch can be as short as one step) */
+    const double max_step = 1e15, max_epoch = 1e15, max_count = 9007199254740992.0; /* 2^53 */
+    int64_t epoch = 0;
+    if (get_int(j, "step", spath, 0, max_step, &st->step) || get_int(j, "epoch", spath, 0, max_epoch, &epoch) ||
+        get_int(j, "index_in_epoch", spath, 0, max_count, &st->pos.index) ||
+        get_int(j, "n_examples", spath, 0, max_count, &st->n_examples) ||
+        get_int(j, "best_step", spath, -1, max_step, &st->best_step)) {
         cJSON_Delete(j);
         goto done;
     }
-    cJSON *b = cJSON_GetObjectItem(j, "best_metric");
-    st->best_metric = cJSON_IsNumber(b) ? b->valuedouble : -INFINITY;
-    st->step = (int64_t)step;
     st->pos.epoch = (uint64_t)epoch;
-    st->pos.index = (int64_t)index;
-    st->n_examples = (int64_t)nex;
-    st->best_step = (int64_t)best_step;
-    cJSON_Delete(j);
-    if (st->step < 0 || index < 0) {
-        simcse_error("%s: negative step or position", spath);
-        goto done;
+    cJSON *b = cJSON_GetObjectItem(j, "best_metric");
+    st->best_metric = -INFINITY;
+    if (cJSON_IsNumber(b)) {
+        if (!isfinite(b->valuedouble) || fabs(b->valuedouble) > 1e6) {
+            simcse_error("%s: key 'best_metric': %.17g is not a Spearman score", spath, b->valuedouble);
+            cJSON_Delete(j);
+            goto done;
+        }
+        st->best_metric = b->valuedouble;
     }
+    cJSON_Delete(j);
     rc = 0;
 done:
     free(dir);

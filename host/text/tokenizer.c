@@ -120,6 +120,39 @@ int simcse_tokenizer_token_to_id(const simcse_tokenizer *t, const char *token) {
     return tok_map_get(&t->vocab, token, strlen(token));
 }
 
+/* Every id encode() or a padded batch can put out: the vocabulary (its largest id
+ * is n_ids - 1, added tokens' contents included), the ids added tokens map to
+ * (an added token already in the vocabulary keeps its own id), the template's
+ * special tokens (a post-processor may name ids the vocabulary lacks), the
+ * padding id and the unknown token. */
+int simcse_tokenizer_check_ids(const simcse_tokenizer *t, int vocab_size) {
+    const char *src = t->source;
+    if (t->n_ids > vocab_size) {
+        const char *tok = t->id_to_token[t->n_ids - 1];
+        return simcse_error("%s: vocabulary token '%.40s' has id %d, past the model's embedding table "
+                            "(vocab_size %d)",
+                            src, tok ? tok : "?", t->n_ids - 1, vocab_size);
+    }
+    for (int i = 0; i < t->n_added; i++)
+        if (t->added[i].id >= vocab_size)
+            return simcse_error("%s: added token '%.40s' has id %d, past the model's embedding table (vocab_size %d)",
+                                src, t->added[i].content, t->added[i].id, vocab_size);
+    for (int i = 0; i < t->n_pre + t->n_post; i++) {
+        int32_t id = i < t->n_pre ? t->tpl_pre[i] : t->tpl_post[i - t->n_pre];
+        if (id >= vocab_size)
+            return simcse_error("%s: post-processor special token id %d is past the model's embedding table "
+                                "(vocab_size %d)",
+                                src, id, vocab_size);
+    }
+    if (t->pad_id >= vocab_size)
+        return simcse_error("%s: padding id %d is past the model's embedding table (vocab_size %d)", src, t->pad_id,
+                            vocab_size);
+    if (t->unk_id >= vocab_size)
+        return simcse_error("%s: unknown-token id %d is past the model's embedding table (vocab_size %d)", src,
+                            t->unk_id, vocab_size);
+    return 0;
+}
+
 /* ---- stage dispatch ------------------------------------------------------ */
 
 int tok_model_piece(const simcse_tokenizer *t, const char *w, size_t n, tok_ids *out) {

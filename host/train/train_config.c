@@ -44,7 +44,7 @@ static const key_def keys[] = {
     {"batch_size", I(batch_size, 2, 1 << 20), "sentences (or pairs/triplets) per step"},
     {"learning_rate", F(learning_rate, 0, 1), "peak learning rate"},
     {"num_epochs", I(num_epochs, 1, 100000), "passes over the training data"},
-    {"max_steps", L(max_steps, -1, 1e15), "stop after this many steps (-1: epochs decide)"},
+    {"max_steps", L(max_steps, -1, 1e15), "stop after this many steps (-1: epochs decide; 0 is an error)"},
     {"temperature", F(temperature, 1e-4, 100), "softmax temperature of the contrastive loss"},
     {"mlp_only_train", B(mlp_only_train), "use the MLP head in training only (cls_before_pooler at evaluation)"},
     {"hard_negative_weight", F(hard_negative_weight, -100, 100), "added to each anchor's own hard-negative logit"},
@@ -200,6 +200,11 @@ int simcse_train_config_validate(const simcse_train_config *c) {
     if (!c->model[0] && !c->tokenizer[0])
         return simcse_error("config: key 'tokenizer': required when the model is randomly initialised");
     if (!c->train_file[0]) return simcse_error("config: key 'train_file' is required");
+    /* 0 is refused rather than read as "no limit" (the Hugging Face Trainer's reading)
+     * or as "no steps" (a run that exports an untrained model): -1 says "epochs decide" */
+    if (c->max_steps == 0)
+        return simcse_error("config: key 'max_steps': 0 would train nothing; give a positive number of steps, or -1 "
+                            "to let num_epochs decide");
     return 0;
 }
 

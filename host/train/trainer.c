@@ -193,9 +193,7 @@ static int setup(trainer *t) {
     t->tok_dir = c->tokenizer[0] ? c->tokenizer : c->model;
     t->tok = simcse_tokenizer_load(t->tok_dir);
     if (!t->tok) return -1;
-    if (simcse_tokenizer_vocab_size(t->tok) > t->model.cfg.vocab_size)
-        return simcse_error("%s: tokenizer has %d tokens, the model's vocab_size is %d", t->tok_dir,
-                            simcse_tokenizer_vocab_size(t->tok), t->model.cfg.vocab_size);
+    if (simcse_tokenizer_check_ids(t->tok, t->model.cfg.vocab_size) != 0) return -1;
     simcse_data_options dopt;
     simcse_data_options_default(&dopt);
     dopt.skip_bad_rows = c->skip_malformed;
@@ -255,6 +253,9 @@ static int setup(trainer *t) {
     if (t->opt->resume) {
         simcse_train_config saved;
         if (simcse_checkpoint_load_config(t->opt->output_dir, &saved, &t->st) != 0) return -1;
+        if (t->st.step > t->total_steps)
+            return simcse_error("%s/checkpoint/trainer_state.json: key 'step': %lld is past the run's %lld steps",
+                                t->opt->output_dir, (long long)t->st.step, (long long)t->total_steps);
         if (restore_checkpoint(t) != 0) return -1;
     }
     if (!t->leader) return 0; /* only rank 0 writes */
@@ -335,7 +336,7 @@ static int run(trainer *t, simcse_train_summary *sum) {
     sum->eval_before = sum->eval_best = NAN;
     if (eval_on && !t->opt->resume) {
         if (evaluate(t, &sum->eval_before) != 0) return -1;
-        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f | STS-B dev alignment %.4f, uniformity %.4f\n",
+        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f\n",
                 c->eval_tasks, sum->eval_before, t->eval_alignment, t->eval_uniformity);
     }
     int64_t *idx = simcse_xmalloc((size_t)c->batch_size * t->world * sizeof *idx);
@@ -400,7 +401,7 @@ static int run(trainer *t, simcse_train_summary *sum) {
                 break;
             }
             int better = score > t->st.best_metric;
-            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f | STS-B dev alignment %.4f, uniformity %.4f%s\n",
+            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f%s\n",
                     (long long)t->st.step, c->eval_tasks, score, t->eval_alignment, t->eval_uniformity,
                     better ? " (best so far: exported)" : "");
             if (better) {

@@ -1,5 +1,6 @@
 # simcse build.
 #   make            build/simcse (CUDA backend included when nvcc is found)
+#   make deps       check the Debian packages, install the missing ones (.ci/deps)
 #   make demo       train configs/demo.json, evaluate it, plot it (the README's first command)
 #   make test       Criterion suite (GPU tests run only where a GPU is present)
 #   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
@@ -19,6 +20,17 @@ else
   BUILD ?= build
 endif
 
+# make demo and make test first run the deps step. It runs while this file is read, before
+# pkg-config is asked for flags below, so what it installs is used by this same run; it is a
+# sub-second check when all is present. Skipped under make -n.
+ifneq ($(filter demo test,$(MAKECMDGOALS)),)
+  ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
+    ifneq ($(shell .ci/deps >&2 && echo ok),ok)
+      $(error the deps step (.ci/deps) failed: see above)
+    endif
+  endif
+endif
+
 PKGS    := libcjson libutf8proc libpcre2-8 zlib
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
@@ -30,8 +42,10 @@ ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
+# host/base/ is the ground floor (errors, allocation, files, RNG, data directory);
+# kernels/*.c other than cuda_absent.c is backend-neutral code of the kernel layer.
 HOST_SRC   := $(filter-out host/cli/main.c,$(wildcard host/*/*.c))
-CPU_SRC    := $(wildcard kernels/cpu/*.c)
+CPU_SRC    := $(filter-out kernels/cuda_absent.c,$(wildcard kernels/*.c)) $(wildcard kernels/cpu/*.c)
 CUDA_SRC   := $(wildcard kernels/cuda/*.cu)
 TEST_SRC   := $(wildcard tests/test_*.c)
 
@@ -55,8 +69,11 @@ endif
 
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test demo bench fuzz fuzz-run clean
+.PHONY: all deps test demo bench fuzz fuzz-run clean
 all: $(BUILD)/simcse
+
+deps:
+	@.ci/deps
 
 $(BUILD)/libsimcse.a: $(LIB_OBJ)
 	@mkdir -p $(@D)

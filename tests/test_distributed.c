@@ -267,7 +267,8 @@ static char *run_cli_losses(const char *dir, const char *extra) {
 }
 
 Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
-    const char *dir = "/tmp/simcse_test_dist_cli";
+    char dir[] = "/tmp/simcse_test_dist_cli_XXXXXX"; /* unique: other checkouts may run the suite at once */
+    cr_assert_not_null(mkdtemp(dir));
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
     cr_assert_eq(system(cmd), 0);

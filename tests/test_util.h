@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simcse/cli.h"
 #include "simcse/common.h"
+#include "simcse/data_dir.h"
 #include "simcse/loss.h"
 
 /* The shared data directory ($SIMCSE_DATA_DIR or ../shared/data). */

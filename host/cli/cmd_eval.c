@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "simcse/cli.h"
+#include "simcse/data_dir.h"
 #include "simcse/common.h"
 #include "simcse/embedder.h"
 #include "simcse/eval.h"

@@ -65,20 +65,6 @@ struct simcse_encoder {
     uint32_t step;
 };
 
-static const char *pooler_names[] = {"cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2"};
-
-int simcse_pooler_parse(const char *name, simcse_pooler *out) {
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(name, pooler_names[i])) {
-            *out = (simcse_pooler)i;
-            return 0;
-        }
-    return simcse_error("unknown pooler '%s' (expected cls, cls_before_pooler, avg, avg_first_last or avg_top2)",
-                        name);
-}
-
-const char *simcse_pooler_name(simcse_pooler p) { return pooler_names[p]; }
-
 static void *balloc(simcse_encoder *e, size_t bytes, int *failed) {
     if (*failed) return NULL;
     void *p = e->be->alloc(e->be, bytes ? bytes : 4);

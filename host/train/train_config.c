@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simcse/cli.h"
+#include "simcse/data_dir.h"
 #include "simcse/common.h"
 
 typedef enum { K_STR, K_INT, K_I64, K_F64, K_BOOL } key_type;

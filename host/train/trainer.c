@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "simcse/checkpoint.h"
-#include "simcse/cli.h"
+#include "simcse/data_dir.h"
 #include "simcse/common.h"
 #include "simcse/data.h"
 #include "simcse/embedder.h"

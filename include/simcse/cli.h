@@ -9,9 +9,6 @@ int simcse_cmd_train(int argc, char **argv);
 int simcse_cmd_eval(int argc, char **argv);
 int simcse_cmd_plot(int argc, char **argv);
 
-/* The data directory: $SIMCSE_DATA_DIR or ../shared/data. */
-const char *simcse_data_dir(void);
-
 /* Option parsing shared by the subcommands: "--name value" or "--name=value".
  * Returns 1 and sets *val when argv[*i] is that option (advancing *i past the
  * value), 0 when it is another option, -1 + error when the value is missing. */

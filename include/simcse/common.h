@@ -1,4 +1,6 @@
-/* Errors, allocation and small shared helpers.
+/* Errors, allocation and small shared helpers: the header of the base layer
+ * (host/base/error.c, alloc.c, file.c, clock.c), which everything may use and
+ * which uses nothing above it.
  *
  * Library code never exits: a failing function records a one-line message with
  * simcse_error() (which returns -1) and returns -1 or NULL; the caller either

@@ -12,17 +12,6 @@
 #include "simcse/model.h"
 #include "simcse/ops.h"
 
-typedef enum {
-    SIMCSE_POOL_CLS = 0,            /* [CLS] through the MLP head (dense + tanh) */
-    SIMCSE_POOL_CLS_BEFORE_POOLER,  /* [CLS] hidden state as is */
-    SIMCSE_POOL_AVG,                /* mean of the last layer over real tokens */
-    SIMCSE_POOL_AVG_FIRST_LAST,     /* mean of (first layer output + last) / 2, SimCSE's hidden_states[1] */
-    SIMCSE_POOL_AVG_TOP2,           /* mean of (last two layers) / 2 */
-} simcse_pooler;
-
-int simcse_pooler_parse(const char *name, simcse_pooler *out);
-const char *simcse_pooler_name(simcse_pooler p);
-
 /* A token-packed batch in host memory: n_seq sequences, T tokens. */
 typedef struct {
     int n_seq, T;

@@ -147,5 +147,8 @@ simcse_backend *simcse_backend_cpu(void);
 /* The CUDA backend on device `device`, or NULL + error when none is usable. */
 simcse_backend *simcse_backend_cuda(int device, int bf16);
 int simcse_cuda_available(void);
+/* The backend for --device cpu|cuda|auto on GPU number `gpu`, and a precision (fp32|bf16);
+ * bf16 on the CPU falls back to fp32 with a note on stderr. NULL + error. */
+simcse_backend *simcse_backend_select(const char *device, const char *precision, int gpu);
 
 #endif

@@ -1,84 +1,15 @@
-/* Errors, allocation, files. See include/simcse/common.h. */
-#define _POSIX_C_SOURCE 200809L
+/* Whole-file reads, path joining and atomic writes. Files are written through
+ * path.tmp + fsync + rename so that a crash never leaves a half-written
+ * checkpoint or export behind. See include/simcse/common.h. */
 #include "simcse/common.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-static _Thread_local char g_err[1024];
-
-int simcse_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-int simcse_error_prefix(const char *fmt, ...) {
-    char prefix[512], old[sizeof g_err];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
-    va_end(ap);
-    memcpy(old, g_err, sizeof old);
-    size_t k = strlen(prefix);
-    if (k > sizeof g_err - 3) k = sizeof g_err - 3;
-    memcpy(g_err, prefix, k);
-    g_err[k] = ':';
-    g_err[k + 1] = ' ';
-    size_t rest = sizeof g_err - k - 3, m = strlen(old);
-    if (m > rest) m = rest;
-    memcpy(g_err + k + 2, old, m);
-    g_err[k + 2 + m] = 0;
-    return -1;
-}
-
-const char *simcse_last_error(void) { return g_err[0] ? g_err : "unknown error"; }
-void simcse_clear_error(void) { g_err[0] = 0; }
-
-void simcse_fatal(const char *fmt, ...) {
-    va_list ap;
-    fflush(stdout);
-    fputs("simcse: error: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-void *simcse_xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) simcse_fatal("out of host memory allocating %zu bytes", bytes);
-    return p;
-}
-
-void *simcse_xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) simcse_fatal("out of host memory allocating %zu x %zu bytes", n, size);
-    return p;
-}
-
-void *simcse_xrealloc(void *p, size_t bytes) {
-    void *q = realloc(p, bytes ? bytes : 1);
-    if (!q) simcse_fatal("out of host memory reallocating to %zu bytes", bytes);
-    return q;
-}
-
-char *simcse_xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = simcse_xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
 
 char *simcse_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -161,10 +92,4 @@ int simcse_write_file_atomic(const char *path, const void *data, size_t len) {
     }
     free(tmp);
     return 0;
-}
-
-double simcse_now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

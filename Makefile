@@ -6,6 +6,8 @@
 #   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
 #   make fuzz       libFuzzer targets (clang), short runs: make fuzz-run
 #   make bench      benchmarks (see bench/README.md)
+#   make mutate     mutation check: each one-line bug of tests/mutations.txt in a scratch copy,
+#                   CPU suite on each, killed/survived (slow: not part of CI)
 # Options: CUDA=0 builds without the CUDA backend; SIMCSE_DATA_DIR for tests (default ../shared/data).
 
 CC      ?= cc
@@ -69,7 +71,7 @@ endif
 
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test demo bench fuzz fuzz-run clean
+.PHONY: all deps test demo bench fuzz fuzz-run mutate clean
 all: $(BUILD)/simcse
 
 deps:
@@ -118,13 +120,17 @@ fuzz-run: fuzz
 
 # The README's main command: train the demo config, score the export on STS test sets, draw the run.
 demo: $(BUILD)/simcse
-	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --device auto
+	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --overwrite --device auto
 	$(BUILD)/simcse eval --model runs/demo --pooler avg --tasks stsb,sickr --split test --device auto
 	$(BUILD)/simcse plot --run runs/demo
 
 include bench/bench.mk
 bench: $(BUILD)/simcse
 	bash bench/run.sh
+
+# Each mutation of tests/mutations.txt, applied alone to a scratch copy of the tree, must fail the CPU suite.
+mutate:
+	bash tests/mutate.sh tests/mutations.txt
 
 clean:
 	rm -rf build build-san build-fuzz

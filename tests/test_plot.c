@@ -3,6 +3,7 @@
  * replaced only by a finished plot, and bad input or a missing gnuplot is a
  * one-line error. gnuplot itself is needed (gnuplot-nox, in the deps list). */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,12 +179,16 @@ Test(plot, plotted_series_are_exactly_those_of_metrics_jsonl, .timeout = 60) {
     cr_assert_not_null(s);
     cr_assert(strstr(s, "<svg") && strstr(s, "width=\"960\" height=\"320\"") && strstr(s, "</svg>"));
     free(s);
-    const char *leftovers[] = {"plot.png.tmp", "plot.svg.tmp", "plot.log.tmp", "plot.log", "plot.gp.tmp"};
-    for (size_t i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++) {
-        char *p = tmp_path(leftovers[i]);
-        cr_assert(!simcse_file_exists(p), "%s left behind", leftovers[i]);
-        free(p);
+    /* no temporary and no log left behind: the directory holds exactly these */
+    DIR *d = opendir(g_dir);
+    cr_assert_not_null(d);
+    for (struct dirent *ent; (ent = readdir(d));) {
+        const char *name = ent->d_name;
+        cr_assert(!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "metrics.jsonl") ||
+                      !strcmp(name, "plot.gp") || !strcmp(name, "plot.png") || !strcmp(name, "plot.svg"),
+                  "%s left behind", name);
     }
+    closedir(d);
     free(png);
     free(svg);
 }

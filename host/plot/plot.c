@@ -3,7 +3,8 @@
  * The script is generated whole, with the series inline as datablocks printed
  * with %.17g (so they are exactly the doubles read from metrics.jsonl), saved as
  * DIR/plot.gp, and written down a pipe to a gnuplot child whose working
- * directory is DIR. The child writes plot.png.tmp and plot.svg.tmp; they are
+ * directory is DIR. The child writes plot.png.tmp<pid> and plot.svg.tmp<pid>
+ * (the temporary names a resumed run sweeps away after a kill); they are
  * renamed only when gnuplot exits cleanly, so a failed plot never replaces a
  * good one. gnuplot's messages go to a file, not a pipe: a child blocked on a
  * full stderr pipe while the parent writes the script would deadlock both.
@@ -348,16 +349,20 @@ int simcse_plot_run(const char *run_dir, const simcse_plot_options *opt) {
         return -1;
     }
     /* The child writes the temporary names; they are renamed when it succeeded. */
-    const char *pre = "png_file = 'plot.png.tmp'; svg_file = 'plot.svg.tmp'\n";
+    char png_name[64], svg_name[64], log_name[64], pre[200];
+    snprintf(png_name, sizeof png_name, "plot.png.tmp%ld", (long)getpid());
+    snprintf(svg_name, sizeof svg_name, "plot.svg.tmp%ld", (long)getpid());
+    snprintf(log_name, sizeof log_name, "plot.log.tmp%ld", (long)getpid());
+    snprintf(pre, sizeof pre, "png_file = '%s'; svg_file = '%s'\n", png_name, svg_name);
     size_t pre_len = strlen(pre), body_len = strlen(script);
     char *piped = simcse_xmalloc(pre_len + body_len + 1);
     memcpy(piped, pre, pre_len);
     memcpy(piped + pre_len, script, body_len + 1);
     free(script);
-    int status = run_gnuplot(prog, run_dir, "plot.log.tmp", piped, pre_len + body_len);
+    int status = run_gnuplot(prog, run_dir, log_name, piped, pre_len + body_len);
     free(piped);
-    char *log = simcse_path_join(run_dir, "plot.log.tmp");
-    char *png_tmp = simcse_path_join(run_dir, "plot.png.tmp"), *svg_tmp = simcse_path_join(run_dir, "plot.svg.tmp");
+    char *log = simcse_path_join(run_dir, log_name);
+    char *png_tmp = simcse_path_join(run_dir, png_name), *svg_tmp = simcse_path_join(run_dir, svg_name);
     char *png = simcse_path_join(run_dir, "plot.png"), *svg = simcse_path_join(run_dir, "plot.svg");
     if (status < 0) {
         rc = -1;

@@ -5,9 +5,14 @@
  *
  * Everything a step depends on is a function of (config, step, data position):
  * the data order comes from (seed, epoch), dropout masks from (seed, step), so
- * a resumed run replays exactly what an uninterrupted run would have done. */
+ * a resumed run replays exactly what an uninterrupted run would have done, as
+ * long as nothing that enters a step changed (checked: config, ranks, backend).
+ * A fresh run checkpoints step 0 before anything else, and metrics.jsonl is
+ * flushed before each checkpoint and cut back to it on resume, so a run killed
+ * at any moment resumes, and logs each step once. */
 #include "simcse/trainer.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +31,7 @@
 #include "simcse/model.h"
 #include "simcse/optimizer.h"
 #include "simcse/rng.h"
+#include "simcse/run_dir.h"
 #include "simcse/tokenizer.h"
 
 /* Philox subsequence of the MLP head's initialisation (apart from the model's). */
@@ -140,6 +146,9 @@ static int export_best(trainer *t) {
 }
 
 static int save_checkpoint(trainer *t) {
+    /* the records up to this step reach the disk before the checkpoint claims the step */
+    if (t->metrics && (fflush(t->metrics) != 0 || fsync(fileno(t->metrics)) != 0))
+        return simcse_error("%s/metrics.jsonl: write failed", t->opt->output_dir);
     simcse_encoder_download(t->enc, &t->model);
     size_t bytes = t->model.n_floats * sizeof(float);
     float *m = simcse_xmalloc(bytes), *v = simcse_xmalloc(bytes);
@@ -170,6 +179,30 @@ static int restore_checkpoint(trainer *t) {
     free(m);
     free(v);
     return rc;
+}
+
+/* A resumed run must compute what the uninterrupted one would have: every key
+ * but the logging, evaluation and save intervals, the number of ranks and the
+ * backend must be the checkpoint's. All differences are listed at once. */
+static int check_resume(trainer *t, const simcse_train_config *saved) {
+    char diff[640], more[160] = "";
+    int n = simcse_train_config_diff(saved, t->cfg, diff, sizeof diff);
+    size_t k = 0;
+    if (t->st.world_size > 0 && t->st.world_size != t->world) {
+        k += (size_t)snprintf(more + k, sizeof more - k, "%sranks (checkpoint %d, now %d)", n ? ", " : "",
+                              t->st.world_size, t->world);
+        n++;
+    }
+    if (t->st.backend[0] && strcmp(t->st.backend, t->be->name) != 0 && k < sizeof more) {
+        snprintf(more + k, sizeof more - k, "%sbackend (checkpoint %s, now %s)", n ? ", " : "", t->st.backend,
+                 t->be->name);
+        n++;
+    }
+    if (n == 0) return 0;
+    return simcse_error("%s/checkpoint: a resumed run must compute what the first one did, but %d setting%s "
+                        "differ%s: %s%s (only %s and --quiet may change on --resume)",
+                        t->opt->output_dir, n, n == 1 ? "" : "s", n == 1 ? "s" : "", diff, more,
+                        simcse_train_config_resume_free);
 }
 
 static void progress(trainer *t, double loss, double lr, double norm, double sps, double elapsed, int force) {
@@ -247,22 +280,33 @@ static int setup(trainer *t) {
     t->step = simcse_step_create(t->enc, &t->loss_cfg, t->comm, c->batch_size, t->views);
     if (!t->step) return -1;
 
+    const char *out = t->opt->output_dir;
     t->st.best_metric = -INFINITY;
     t->st.best_step = -1;
     t->st.n_examples = simcse_dataset_size(t->data);
     if (t->opt->resume) {
         simcse_train_config saved;
-        if (simcse_checkpoint_load_config(t->opt->output_dir, &saved, &t->st) != 0) return -1;
+        if (simcse_checkpoint_recover(out) != 0 || simcse_checkpoint_load_config(out, &saved, &t->st) != 0 ||
+            check_resume(t, &saved) != 0)
+            return -1;
         if (t->st.step > t->total_steps)
-            return simcse_error("%s/checkpoint/trainer_state.json: key 'step': %lld is past the run's %lld steps",
-                                t->opt->output_dir, (long long)t->st.step, (long long)t->total_steps);
+            return simcse_error("%s/checkpoint/trainer_state.json: key 'step': %lld is past the run's %lld steps", out,
+                                (long long)t->st.step, (long long)t->total_steps);
         if (restore_checkpoint(t) != 0) return -1;
     }
+    t->st.world_size = t->world;
+    snprintf(t->st.backend, sizeof t->st.backend, "%s", t->be->name);
     if (!t->leader) return 0; /* only rank 0 writes */
-    if (simcse_mkdirs(t->opt->output_dir) != 0) return -1;
-    char *mpath = simcse_path_join(t->opt->output_dir, "metrics.jsonl");
-    t->metrics = fopen(mpath, t->opt->resume ? "a" : "w");
-    if (!t->metrics) simcse_error("%s: cannot open for writing", mpath);
+    if (simcse_mkdirs(out) != 0 || simcse_run_dir_clean_temporaries(out) != 0) return -1;
+    /* A fresh run checkpoints its step 0 first: from then on a kill at any moment
+     * leaves something to resume. (A stale checkpoint of an overwritten run goes.) */
+    if (!t->opt->resume && (simcse_checkpoint_remove(out) != 0 || save_checkpoint(t) != 0)) return -1;
+    /* Records after the checkpoint's step are logged again by this run; a resume
+     * at step 0 is a fresh start, evaluation before training included. */
+    char *mpath = simcse_path_join(out, "metrics.jsonl");
+    int cut = t->st.step > 0 ? simcse_run_dir_cut_metrics(mpath, t->st.step) : 0;
+    t->metrics = cut == 0 ? fopen(mpath, t->st.step > 0 ? "a" : "w") : NULL;
+    if (!t->metrics && cut == 0) simcse_error("%s: cannot open for writing: %s", mpath, strerror(errno));
     free(mpath);
     return t->metrics ? 0 : -1;
 }
@@ -334,7 +378,7 @@ static int run(trainer *t, simcse_train_summary *sum) {
                 (long long)simcse_dataset_n_bad_rows(t->data), (long long)simcse_dataset_n_empty_lines(t->data));
     }
     sum->eval_before = sum->eval_best = NAN;
-    if (eval_on && !t->opt->resume) {
+    if (eval_on && t->st.step == 0) {
         if (evaluate(t, &sum->eval_before) != 0) return -1;
         fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f\n",
                 c->eval_tasks, sum->eval_before, t->eval_alignment, t->eval_uniformity);

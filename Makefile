@@ -77,9 +77,15 @@ all: $(BUILD)/simcse
 deps:
 	@.ci/deps
 
-$(BUILD)/libsimcse.a: $(LIB_OBJ)
+# Rebuilt from scratch, and whenever the list of its objects changes (the list is kept in
+# libsimcse.objs): ar r into an old archive would keep the objects of moved or deleted
+# sources, and their symbols would clash with the new ones.
+LIB_LIST := $(BUILD)/libsimcse.objs
+$(shell mkdir -p $(BUILD) && (echo '$(LIB_OBJ)' | cmp -s - $(LIB_LIST) || echo '$(LIB_OBJ)' > $(LIB_LIST)))
+$(BUILD)/libsimcse.a: $(LIB_OBJ) $(LIB_LIST)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
 
 $(BUILD)/simcse: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsimcse.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

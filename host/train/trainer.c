@@ -1,5 +1,6 @@
-/* The training loop, top to bottom: set up (model, tokenizer, data, backend,
- * encoder, optimizer; or all of it from a checkpoint), evaluate once, then
+/* The training loop, top to bottom: set up (the model's shape, tokenizer, data,
+ * backend, the memory budget, then the model's weights, encoder, optimizer; or all of
+ * it from a checkpoint), evaluate once, then
  * step: next indices -> text -> packed ids -> contrastive forward/backward ->
  * AdamW; log, evaluate, checkpoint; export the best model.
  *
@@ -28,6 +29,7 @@
 #include "simcse/eval.h"
 #include "simcse/export.h"
 #include "simcse/loss.h"
+#include "simcse/memory_plan.h"
 #include "simcse/model.h"
 #include "simcse/optimizer.h"
 #include "simcse/rng.h"
@@ -219,14 +221,59 @@ static void progress(trainer *t, double loss, double lr, double norm, double sps
     if (tty && force) fputc('\n', stderr);
 }
 
+/* The whole run's memory against the machine's, before the model is allocated. When it
+ * does not fit, the advice is the largest gradient-caching chunk that does (the gradient
+ * stays the whole batch's), else what else to shrink. */
+static int check_memory(trainer *t, const simcse_config *mc) {
+    const simcse_train_config *c = t->cfg;
+    simcse_memory_avail a;
+    simcse_memory_available(t->be, &a);
+    const int cuda = !a.shared, copies = t->comm && !strcmp(t->comm->name, "threads") ? t->world : 1;
+    const int64_t n_ex = simcse_dataset_size(t->data);
+    simcse_memory_need need =
+        simcse_memory_for_training(mc, c, t->views, t->chunk, t->world, n_ex, t->opt->resume, cuda);
+    if (simcse_memory_fits(&need, copies, &a)) return 0;
+    int lo = 1, hi = t->chunk - 1, best = 0;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        simcse_memory_need m = simcse_memory_for_training(mc, c, t->views, mid, t->world, n_ex, t->opt->resume, cuda);
+        if (simcse_memory_fits(&m, copies, &a)) best = mid, lo = mid + 1;
+        else hi = mid - 1;
+    }
+    char advice[256];
+    if (best > 0) {
+        snprintf(advice, sizeof advice,
+                 "set grad_cache_chunk=%d (the largest chunk that fits; the gradient stays the whole batch's) or "
+                 "lower batch_size",
+                 best);
+    } else {
+        simcse_train_config small = *c;
+        small.eval_batch_size = 1;
+        small.batch_size = 2;
+        simcse_memory_need m = simcse_memory_for_training(mc, &small, t->views, 1, t->world, n_ex, t->opt->resume, cuda);
+        snprintf(advice, sizeof advice, "%s",
+                 simcse_memory_fits(&m, copies, &a)
+                     ? "lower batch_size and eval_batch_size, or set grad_cache_chunk"
+                     : "even one example at a time does not fit: the model is too large for this machine (fewer or "
+                       "narrower layers, a shorter max_seq_len, or more memory)");
+    }
+    return simcse_memory_refuse(&need, copies, &a, "training", advice);
+}
+
 static int setup(trainer *t) {
     const simcse_train_config *c = t->cfg;
     snprintf(t->data_dir, sizeof t->data_dir, "%s", c->data_dir[0] ? c->data_dir : simcse_data_dir());
-    if (setup_model(t) != 0) return -1;
+    /* The model's shape first, its weights last: the tokenizer, the data and the memory
+     * budget are checked against the shape before anything large is allocated. */
+    simcse_config mc;
+    char *mc_path = c->model[0] ? simcse_path_join(c->model, "config.json") : simcse_xstrdup(c->model_config);
+    int rc = simcse_config_load(mc_path, &mc);
+    free(mc_path);
+    if (rc != 0) return -1;
     t->tok_dir = c->tokenizer[0] ? c->tokenizer : c->model;
     t->tok = simcse_tokenizer_load(t->tok_dir);
     if (!t->tok) return -1;
-    if (simcse_tokenizer_check_ids(t->tok, t->model.cfg.vocab_size) != 0) return -1;
+    if (simcse_tokenizer_check_ids(t->tok, mc.vocab_size) != 0) return -1;
     simcse_data_options dopt;
     simcse_data_options_default(&dopt);
     dopt.skip_bad_rows = c->skip_malformed;
@@ -249,6 +296,8 @@ static int setup(trainer *t) {
     if (!t->be) return -1;
     t->chunk = c->grad_cache_chunk > 0 && c->grad_cache_chunk < c->batch_size ? c->grad_cache_chunk : c->batch_size;
     t->n_chunk_slots = (c->batch_size + t->chunk - 1) / t->chunk;
+    if (check_memory(t, &mc) != 0) return -1;
+    if (setup_model(t) != 0) return -1;
     int max_seq = t->chunk * t->views;
     if (max_seq < c->eval_batch_size) max_seq = c->eval_batch_size;
     t->enc = simcse_encoder_create(t->be, &t->model, max_seq, max_seq * c->max_seq_len, 1);

@@ -62,6 +62,7 @@ typedef struct {
     simcse_loss_config loss_cfg;
     simcse_pooler eval_pooler;
     int eval_mlp, n_fields, views;
+    double eval_alignment, eval_uniformity; /* of the latest evaluation (NaN before the first) */
     int64_t total_steps;
     simcse_train_state st;
     FILE *metrics;
@@ -100,18 +101,39 @@ static int setup_model(trainer *t) {
     return 0;
 }
 
+/* A JSON number, or null where there is none (JSON has no NaN). */
+static void json_number(FILE *f, const char *key, double v, int decimals) {
+    if (isfinite(v)) fprintf(f, ", \"%s\": %.*f", key, decimals, v);
+    else fprintf(f, ", \"%s\": null", key);
+}
+
+/* The dev tasks' Spearman, and alignment / uniformity / anisotropy on STS-B dev
+ * (the paper's Figure 2 follows the first two through training), exactly as
+ * `simcse eval` computes them. */
 static int evaluate(trainer *t, double *score) {
     simcse_eval_result res;
+    simcse_embedding_stats es;
     double t0 = simcse_now_seconds();
     if (simcse_eval_sts(t->data_dir, t->cfg->eval_tasks, SIMCSE_SPLIT_DEV, t->model.cfg.hidden,
                         t->embedder.batch_size, simcse_embedder_embed, &t->embedder, &res) != 0)
         return -1;
+    if (simcse_eval_embedding_stats(t->data_dir, SIMCSE_SPLIT_DEV, t->model.cfg.hidden, t->embedder.batch_size,
+                                    simcse_embedder_embed, &t->embedder, &es) != 0)
+        return -1;
     *score = res.avg_spearman;
+    t->eval_alignment = es.alignment;
+    t->eval_uniformity = es.uniformity;
     if (t->metrics) {
-        fprintf(t->metrics, "{\"step\": %lld, \"eval_dev_avg_spearman\": %.4f", (long long)t->st.step,
-                res.avg_spearman);
-        for (int i = 0; i < res.n_tasks; i++)
-            fprintf(t->metrics, ", \"eval_%s_dev_spearman\": %.4f", res.task[i].task, res.task[i].spearman);
+        fprintf(t->metrics, "{\"step\": %lld", (long long)t->st.step);
+        json_number(t->metrics, "eval_dev_avg_spearman", res.avg_spearman, 4);
+        for (int i = 0; i < res.n_tasks; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "eval_%s_dev_spearman", res.task[i].task);
+            json_number(t->metrics, key, res.task[i].spearman, 4);
+        }
+        json_number(t->metrics, "eval_stsb_dev_alignment", es.alignment, 6);
+        json_number(t->metrics, "eval_stsb_dev_uniformity", es.uniformity, 6);
+        json_number(t->metrics, "eval_stsb_dev_anisotropy", es.anisotropy, 6);
         fprintf(t->metrics, ", \"eval_seconds\": %.2f}\n", simcse_now_seconds() - t0);
         fflush(t->metrics);
     }
@@ -190,9 +212,12 @@ static void progress(trainer *t, double loss, double lr, double norm, double sps
     if (t->opt->quiet || !t->leader || (!tty && !force)) return;
     int64_t done = t->st.step, left = t->total_steps - done;
     double eta = sps > 0 ? (double)left * t->cfg->batch_size / sps : 0;
-    fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
-            tty ? "\r\033[K" : "", (long long)done, (long long)t->total_steps, loss, lr, norm, sps, elapsed, eta,
-            tty ? "" : "\n");
+    char stats[64] = "";
+    if (isfinite(t->eval_alignment) || isfinite(t->eval_uniformity))
+        snprintf(stats, sizeof stats, " | align %.3f unif %.3f", t->eval_alignment, t->eval_uniformity);
+    fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f%s | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
+            tty ? "\r\033[K" : "", (long long)done, (long long)t->total_steps, loss, lr, norm, stats, sps, elapsed,
+            eta, tty ? "" : "\n");
     if (tty && force) fputc('\n', stderr);
 }
 
@@ -404,7 +429,8 @@ static int run(trainer *t, simcse_train_summary *sum) {
     sum->eval_before = sum->eval_best = NAN;
     if (eval_on && t->st.step == 0) {
         if (evaluate(t, &sum->eval_before) != 0) return -1;
-        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f\n", c->eval_tasks, sum->eval_before);
+        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f\n",
+                c->eval_tasks, sum->eval_before, t->eval_alignment, t->eval_uniformity);
     }
     int64_t *idx = simcse_xmalloc((size_t)c->batch_size * t->world * sizeof *idx);
     double t_start = simcse_now_seconds(), t_log = t_start, loss_sum = 0;
@@ -468,8 +494,9 @@ static int run(trainer *t, simcse_train_summary *sum) {
                 break;
             }
             int better = score > t->st.best_metric;
-            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f%s\n", (long long)t->st.step,
-                    c->eval_tasks, score, better ? " (best so far: exported)" : "");
+            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f%s\n",
+                    (long long)t->st.step, c->eval_tasks, score, t->eval_alignment, t->eval_uniformity,
+                    better ? " (best so far: exported)" : "");
             if (better) {
                 t->st.best_metric = score;
                 t->st.best_step = t->st.step;
@@ -510,6 +537,7 @@ int simcse_train(const simcse_train_config *cfg, const simcse_train_options *opt
     t.rank = opt->comm ? opt->comm->rank : 0;
     t.world = opt->comm ? opt->comm->size : 1;
     t.leader = t.rank == 0;
+    t.eval_alignment = t.eval_uniformity = NAN;
     simcse_train_summary sum;
     memset(&sum, 0, sizeof sum);
     int rc = simcse_train_config_validate(cfg);

@@ -2,7 +2,6 @@
  * encoder is run in inference mode (no dropout) once per batch. */
 #include "simcse/embedder.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,24 +46,4 @@ int simcse_embedder_embed_lines(simcse_embedder *em, const char *const *sents, c
         em->n_tokens += em->tb.T;
     }
     return 0;
-}
-
-simcse_backend *simcse_backend_select(const char *device, const char *precision, int gpu) {
-    int bf16 = precision && !strcmp(precision, "bf16");
-    if (precision && !bf16 && strcmp(precision, "fp32")) {
-        simcse_error("--precision: expected fp32 or bf16, got '%s'", precision);
-        return NULL;
-    }
-    if (!strcmp(device, "cuda")) return simcse_backend_cuda(gpu, bf16);
-    if (!strcmp(device, "auto")) {
-        if (simcse_cuda_available()) return simcse_backend_cuda(gpu, bf16);
-    } else if (strcmp(device, "cpu")) {
-        simcse_error("--device: expected cpu, cuda or auto, got '%s'", device);
-        return NULL;
-    }
-    /* once per process: ranks run as threads and each selects its backend */
-    static atomic_flag noted = ATOMIC_FLAG_INIT;
-    if (bf16 && !atomic_flag_test_and_set(&noted))
-        fprintf(stderr, "simcse: note: precision bf16 is for the GPU; the CPU backend computes in fp32\n");
-    return simcse_backend_cpu();
 }

@@ -8,7 +8,7 @@
 # evaluation must be logged exactly once, the exported model and the last
 # checkpoint must be byte-identical, and nothing temporary may be left. A shell
 # script rather than a Criterion test because it drives the real binary with
-# real signals; .ci/run runs it (under a minute on 2 cores).
+# real signals; .ci/run runs it (20-40 s on 2 idle cores, about 2 minutes on a loaded machine).
 #
 #   tests/kill_resume.sh [path/to/simcse]     KILL_LOOPS=8 KILL_SEED=N to vary
 set -uo pipefail

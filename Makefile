@@ -1,7 +1,7 @@
 # simcse build.
 #   make            build/simcse (CUDA backend included when nvcc is found)
 #   make deps       check the Debian packages, install the missing ones (.ci/deps)
-#   make demo       train configs/demo.json and evaluate it (the README's first command)
+#   make demo       train configs/demo.json, evaluate it, plot it (the README's first command)
 #   make test       Criterion suite (GPU tests run only where a GPU is present)
 #   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
 #   make fuzz       libFuzzer targets (clang), short runs: make fuzz-run
@@ -77,9 +77,15 @@ all: $(BUILD)/simcse
 deps:
 	@.ci/deps
 
-$(BUILD)/libsimcse.a: $(LIB_OBJ)
+# Rebuilt from scratch, and whenever the list of its objects changes (the list is kept in
+# libsimcse.objs): ar r into an old archive would keep the objects of moved or deleted
+# sources, and their symbols would clash with the new ones.
+LIB_LIST := $(BUILD)/libsimcse.objs
+$(shell mkdir -p $(BUILD) && (echo '$(LIB_OBJ)' | cmp -s - $(LIB_LIST) || echo '$(LIB_OBJ)' > $(LIB_LIST)))
+$(BUILD)/libsimcse.a: $(LIB_OBJ) $(LIB_LIST)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
 
 $(BUILD)/simcse: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsimcse.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -118,10 +124,11 @@ fuzz-run: fuzz
 	  echo "fuzz: $$n"; $$f -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=2048 \
 	  build-fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; done
 
-# The README's main command: train the demo config, then score the export on STS test sets.
+# The README's main command: train the demo config, score the export on STS test sets, draw the run.
 demo: $(BUILD)/simcse
 	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --overwrite --device auto
 	$(BUILD)/simcse eval --model runs/demo --pooler avg --tasks stsb,sickr --split test --device auto
+	$(BUILD)/simcse plot --run runs/demo
 
 include bench/bench.mk
 bench: $(BUILD)/simcse

@@ -1,11 +1,13 @@
 # simcse build.
 #   make            build/simcse (CUDA backend included when nvcc is found)
 #   make deps       check the Debian packages, install the missing ones (.ci/deps)
-#   make demo       train configs/demo.json and evaluate it (the README's first command)
+#   make demo       train configs/demo.json, evaluate it, plot it (the README's first command)
 #   make test       Criterion suite (GPU tests run only where a GPU is present)
 #   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
 #   make fuzz       libFuzzer targets (clang), short runs: make fuzz-run
 #   make bench      benchmarks (see bench/README.md)
+#   make mutate     mutation check: each one-line bug of tests/mutations.txt in a scratch copy,
+#                   CPU suite on each, killed/survived (slow: not part of CI)
 # Options: CUDA=0 builds without the CUDA backend; SIMCSE_DATA_DIR for tests (default ../shared/data).
 
 CC      ?= cc
@@ -73,15 +75,21 @@ ifeq ($(CUDA),1)
   TEST_OBJ += $(BUILD)/obj/tests/gpu/mma_probe.o
 endif
 
-.PHONY: all deps test demo bench fuzz fuzz-run clean
+.PHONY: all deps test demo bench fuzz fuzz-run mutate clean
 all: $(BUILD)/simcse
 
 deps:
 	@.ci/deps
 
-$(BUILD)/libsimcse.a: $(LIB_OBJ)
+# Rebuilt from scratch, and whenever the list of its objects changes (the list is kept in
+# libsimcse.objs): ar r into an old archive would keep the objects of moved or deleted
+# sources, and their symbols would clash with the new ones.
+LIB_LIST := $(BUILD)/libsimcse.objs
+$(shell mkdir -p $(BUILD) && (echo '$(LIB_OBJ)' | cmp -s - $(LIB_LIST) || echo '$(LIB_OBJ)' > $(LIB_LIST)))
+$(BUILD)/libsimcse.a: $(LIB_OBJ) $(LIB_LIST)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
 
 $(BUILD)/simcse: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsimcse.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -120,14 +128,19 @@ fuzz-run: fuzz
 	  echo "fuzz: $$n"; $$f -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=2048 \
 	  build-fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; done
 
-# The README's main command: train the demo config, then score the export on STS test sets.
+# The README's main command: train the demo config, score the export on STS test sets, draw the run.
 demo: $(BUILD)/simcse
-	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --device auto
+	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --overwrite --device auto
 	$(BUILD)/simcse eval --model runs/demo --pooler avg --tasks stsb,sickr --split test --device auto
+	$(BUILD)/simcse plot --run runs/demo
 
 include bench/bench.mk
 bench: $(BUILD)/simcse
 	bash bench/run.sh
+
+# Each mutation of tests/mutations.txt, applied alone to a scratch copy of the tree, must fail the CPU suite.
+mutate:
+	bash tests/mutate.sh tests/mutations.txt
 
 clean:
 	rm -rf build build-san build-fuzz

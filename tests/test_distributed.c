@@ -296,8 +296,8 @@ Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
             dir, test_data_dir(), dir);
     fclose(f);
     char *one = run_cli_losses(dir, "");
-    char *two = run_cli_losses(dir, "--ranks 2 --set batch_size=4");
-    char *four = run_cli_losses(dir, "--ranks 4 --set batch_size=2 --set grad_cache_chunk=1");
+    char *two = run_cli_losses(dir, "--overwrite --ranks 2 --set batch_size=4");
+    char *four = run_cli_losses(dir, "--overwrite --ranks 4 --set batch_size=2 --set grad_cache_chunk=1");
     cr_assert(strlen(one) > 0);
     /* printed with 6 decimals: equal up to fp32 summation order */
     double a[4], b[4], c[4];
@@ -326,6 +326,7 @@ Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
     free(one);
     free(two);
     free(four);
+    test_rm_dir(dir);
 }
 
 /* The backward hands every parameter gradient to the reduction exactly once, in

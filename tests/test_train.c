@@ -227,6 +227,7 @@ Test(train_resume, stopped_and_resumed_run_is_bit_identical, .timeout = 120) {
         free(a);
         free(b);
     }
+    test_rm_dir(dir);
 }
 
 Test(train_resume, export_is_a_loadable_model_directory, .timeout = 120) {
@@ -252,6 +253,7 @@ Test(train_resume, export_is_a_loadable_model_directory, .timeout = 120) {
         snprintf(p, sizeof p, "%s/%s", out, need[i]);
         cr_assert(simcse_file_exists(p), "export lacks %s", need[i]);
     }
+    test_rm_dir(dir);
 }
 
 Test(train_resume, one_example_is_an_error_not_a_hang, .timeout = 60) {
@@ -269,4 +271,5 @@ Test(train_resume, one_example_is_an_error_not_a_hang, .timeout = 60) {
     cr_assert_eq(simcse_train(&c, &o, NULL), -1);
     cr_assert(strstr(simcse_last_error(), "train.txt") && strstr(simcse_last_error(), "at least 2"), "%s",
               simcse_last_error());
+    test_rm_dir(dir);
 }

@@ -1,10 +1,13 @@
-/* Whole-file reads, path joining and atomic writes. Files are written through
- * path.tmp + fsync + rename so that a crash never leaves a half-written
- * checkpoint or export behind. See include/simcse/common.h. */
+/* Whole-file reads, path joining, atomic writes and tree removal. Files are
+ * written through path.tmp + fsync + rename so that a crash never leaves a
+ * half-written checkpoint or export behind; trees are removed by nftw without
+ * following links. See include/simcse/common.h. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "simcse/common.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,4 +95,29 @@ int simcse_write_file_atomic(const char *path, const void *data, size_t len) {
     }
     free(tmp);
     return 0;
+}
+
+/* nftw reports each entry after its contents (FTW_DEPTH), never through a link
+ * (FTW_PHYS: a link is an entry of its own and is unlinked) and never on another
+ * filesystem (FTW_MOUNT). An entry that is already gone is not an error, so two
+ * processes may clear the same directory. */
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb;
+    (void)ftw;
+    if (type == FTW_DNR) return simcse_error("%s: cannot read the directory to remove it", path), 1;
+    int r = type == FTW_DP ? rmdir(path) : unlink(path);
+    if (r != 0 && errno != ENOENT) return simcse_error("%s: cannot remove: %s", path, strerror(errno)), 1;
+    return 0;
+}
+
+int simcse_remove_tree(const char *path) {
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int r = nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        if (r > 0) return -1; /* remove_entry said why */
+        if (r < 0 && errno != ENOENT) return simcse_error("%s: cannot remove: %s", path, strerror(errno));
+        struct stat sb;
+        if (lstat(path, &sb) != 0) return 0; /* gone (or never there) */
+        /* an entry vanished under the walk (another process clearing it too): walk again */
+    }
+    return simcse_error("%s: cannot remove: entries keep appearing", path);
 }

@@ -1,10 +1,13 @@
 /* Training-state checkpoints (see include/simcse/checkpoint.h). The moments are
  * stored as two flat F32 tensors in the model's own layout, so saving and
- * loading them is a copy, and resuming is bit-identical on the CPU. */
+ * loading them is a copy, and resuming is bit-identical on the CPU. The swap is
+ * two renames between three names, and its invariant (below) is what lets a
+ * run killed at any moment resume. */
 #include "simcse/checkpoint.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,25 +19,76 @@
 #include "simcse/export.h"
 #include "simcse/safetensors.h"
 
-static int remove_tree(const char *dir) {
-    static const char *files[] = {"config.json", "model.safetensors", "optimizer.safetensors",
-                                  "trainer_state.json", "train_config.json"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char *p = simcse_path_join(dir, files[i]);
-        unlink(p);
-        free(p);
+/* Makes the renames inside dir durable (a crash after the swap keeps it). */
+static void sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
     }
-    if (rmdir(dir) != 0 && errno != ENOENT) return simcse_error("%s: cannot remove: %s", dir, strerror(errno));
-    return 0;
+}
+
+/* The three names of the swap. checkpoint/ is always complete: it only ever
+ * appears by renaming a fully written checkpoint.tmp/, and it is only ever
+ * removed by renaming it to checkpoint.old/. So after a kill at any moment:
+ * checkpoint.tmp/ is unfinished (removed); checkpoint.old/ is the previous
+ * complete checkpoint, the latest one when checkpoint/ is missing (the kill
+ * fell between the two renames), and stale otherwise. Every removal takes the
+ * whole tree, whatever names a killed writer left in it, and never follows a
+ * link. */
+typedef struct {
+    char *final, *tmp, *old;
+} swap_names;
+
+static swap_names names_of(const char *out_dir) {
+    swap_names n = {simcse_path_join(out_dir, "checkpoint"), simcse_path_join(out_dir, "checkpoint.tmp"),
+                    simcse_path_join(out_dir, "checkpoint.old")};
+    return n;
+}
+
+static void names_free(swap_names *n) {
+    free(n->final);
+    free(n->tmp);
+    free(n->old);
+}
+
+static int exists_nofollow(const char *path) {
+    struct stat sb;
+    return lstat(path, &sb) == 0;
+}
+
+int simcse_checkpoint_recover(const char *out_dir) {
+    swap_names n = names_of(out_dir);
+    int rc = simcse_remove_tree(n.tmp);
+    if (rc == 0 && exists_nofollow(n.old)) {
+        if (!exists_nofollow(n.final)) {
+            /* killed between the renames: the old one is the latest (another rank may move it first) */
+            if (rename(n.old, n.final) != 0 && !exists_nofollow(n.final))
+                rc = simcse_error("%s: cannot rename to %s: %s", n.old, n.final, strerror(errno));
+            sync_dir(out_dir);
+        } else {
+            rc = simcse_remove_tree(n.old);
+        }
+    }
+    names_free(&n);
+    return rc;
+}
+
+int simcse_checkpoint_remove(const char *out_dir) {
+    swap_names n = names_of(out_dir);
+    int rc = simcse_remove_tree(n.tmp);
+    if (rc == 0) rc = simcse_remove_tree(n.old);
+    if (rc == 0) rc = simcse_remove_tree(n.final);
+    names_free(&n);
+    return rc;
 }
 
 int simcse_checkpoint_save(const char *out_dir, const simcse_model *w, const float *m, const float *v,
                            const simcse_train_state *st, const simcse_train_config *cfg) {
-    char *final = simcse_path_join(out_dir, "checkpoint");
-    char *tmp = simcse_path_join(out_dir, "checkpoint.tmp");
-    char *old = simcse_path_join(out_dir, "checkpoint.old");
+    swap_names n = names_of(out_dir);
+    const char *tmp = n.tmp;
     int rc = -1;
-    remove_tree(tmp);
+    if (simcse_remove_tree(tmp) != 0) goto done; /* a killed save's leftovers, whatever their names */
     if (simcse_mkdirs(tmp) != 0) goto done;
     char *p = simcse_path_join(tmp, "config.json");
     rc = simcse_config_save(p, &w->cfg);
@@ -64,6 +118,8 @@ int simcse_checkpoint_save(const char *out_dir, const simcse_model *w, const flo
     cJSON_AddNumberToObject(j, "best_step", (double)st->best_step);
     if (isfinite(st->best_metric)) cJSON_AddNumberToObject(j, "best_metric", st->best_metric);
     else cJSON_AddNullToObject(j, "best_metric");
+    cJSON_AddNumberToObject(j, "world_size", st->world_size);
+    cJSON_AddStringToObject(j, "backend", st->backend);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     p = simcse_path_join(tmp, "trainer_state.json");
@@ -71,23 +127,22 @@ int simcse_checkpoint_save(const char *out_dir, const simcse_model *w, const flo
     free(p);
     free(text);
     if (rc) goto done;
-    /* swap: checkpoint -> checkpoint.old, tmp -> checkpoint, drop old */
-    remove_tree(old);
-    struct stat sb;
-    if (stat(final, &sb) == 0 && rename(final, old) != 0) {
-        rc = simcse_error("%s: cannot rename to %s: %s", final, old, strerror(errno));
+    sync_dir(tmp);
+    rc = -1;
+    /* swap: checkpoint -> checkpoint.old, tmp -> checkpoint, drop old (lstat: a link is moved, not followed) */
+    if (simcse_remove_tree(n.old) != 0) goto done;
+    if (exists_nofollow(n.final) && rename(n.final, n.old) != 0) {
+        simcse_error("%s: cannot rename to %s: %s", n.final, n.old, strerror(errno));
         goto done;
     }
-    if (rename(tmp, final) != 0) {
-        rc = simcse_error("%s: cannot rename to %s: %s", tmp, final, strerror(errno));
+    if (rename(tmp, n.final) != 0) {
+        simcse_error("%s: cannot rename to %s: %s", tmp, n.final, strerror(errno));
         goto done;
     }
-    remove_tree(old);
-    rc = 0;
+    sync_dir(out_dir);
+    rc = simcse_remove_tree(n.old);
 done:
-    free(final);
-    free(tmp);
-    free(old);
+    names_free(&n);
     return rc;
 }
 
@@ -141,6 +196,18 @@ int simcse_checkpoint_load_config(const char *out_dir, simcse_train_config *cfg,
         }
         st->best_metric = b->valuedouble;
     }
+    /* written since resume checks them; absent (0, ""): an older checkpoint, not checked */
+    int64_t world = 0;
+    cJSON *be = cJSON_GetObjectItem(j, "backend");
+    if ((cJSON_GetObjectItem(j, "world_size") && get_int(j, "world_size", spath, 1, 1 << 20, &world)) ||
+        (be && (!cJSON_IsString(be) || strlen(be->valuestring) >= sizeof st->backend))) {
+        if (be && (!cJSON_IsString(be) || strlen(be->valuestring) >= sizeof st->backend))
+            simcse_error("%s: key 'backend': expected a backend name (cpu, cuda, cuda-bf16)", spath);
+        cJSON_Delete(j);
+        goto done;
+    }
+    st->world_size = (int)world;
+    snprintf(st->backend, sizeof st->backend, "%s", be ? be->valuestring : "");
     cJSON_Delete(j);
     rc = 0;
 done:

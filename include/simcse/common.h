@@ -46,6 +46,11 @@ int simcse_file_exists(const char *path);
 /* Writes data to path atomically: path.tmp, fsync, rename. */
 int simcse_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* Removes path and everything below it, whatever the names. A symbolic link is
+ * removed itself, never followed (its target is left as it is); a path that does
+ * not exist is not an error. */
+int simcse_remove_tree(const char *path);
+
 double simcse_now_seconds(void);
 
 #endif

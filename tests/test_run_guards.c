@@ -17,6 +17,7 @@
 #include "simcse/checkpoint.h"
 #include "simcse/common.h"
 #include "simcse/encoder.h"
+#include "simcse/host_memory.h"
 #include "simcse/loss.h"
 #include "simcse/memory_plan.h"
 #include "simcse/model.h"
@@ -570,4 +571,22 @@ Test(memory_plan, the_issue_reproducers_get_one_line, .init = mk_tmpdir, .fini =
     free(cfg);
     free(mc);
     free(train);
+}
+
+/* The host figure is read (MemAvailable at least) and is never more than MemAvailable:
+ * a cgroup can only lower it. */
+Test(memory_plan, host_figure_is_at_most_memavailable) {
+    const char *source = NULL;
+    size_t bytes = simcse_host_memory_available(&source);
+    FILE *f = fopen("/proc/meminfo", "r");
+    cr_assert_not_null(f);
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    cr_assert(kb > 0);
+    cr_assert(bytes > 0 && (double)bytes <= (double)kb * 1024, "%zu bytes from %s, MemAvailable %llu kB", bytes,
+              source, kb);
+    cr_assert(!strcmp(source, "MemAvailable") || !strncmp(source, "cgroup ", 7), "%s", source);
 }

@@ -1,7 +1,7 @@
 # simcse build.
 #   make            build/simcse (CUDA backend included when nvcc is found)
 #   make deps       check the Debian packages, install the missing ones (.ci/deps)
-#   make demo       train configs/demo.json and evaluate it (the README's first command)
+#   make demo       train configs/demo.json, evaluate it, plot it (the README's first command)
 #   make test       Criterion suite (GPU tests run only where a GPU is present)
 #   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
 #   make fuzz       libFuzzer targets (clang), short runs: make fuzz-run
@@ -124,10 +124,11 @@ fuzz-run: fuzz
 	  echo "fuzz: $$n"; $$f -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=2048 \
 	  build-fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; done
 
-# The README's main command: train the demo config, then score the export on STS test sets.
+# The README's main command: train the demo config, score the export on STS test sets, draw the run.
 demo: $(BUILD)/simcse
 	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --overwrite --device auto
 	$(BUILD)/simcse eval --model runs/demo --pooler avg --tasks stsb,sickr --split test --device auto
+	$(BUILD)/simcse plot --run runs/demo
 
 include bench/bench.mk
 bench: $(BUILD)/simcse

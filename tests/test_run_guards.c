@@ -16,6 +16,10 @@
 
 #include "simcse/checkpoint.h"
 #include "simcse/common.h"
+#include "simcse/encoder.h"
+#include "simcse/host_memory.h"
+#include "simcse/loss.h"
+#include "simcse/memory_plan.h"
 #include "simcse/model.h"
 #include "simcse/npy.h"
 #include "simcse/tokenizer.h"
@@ -406,4 +410,183 @@ Test(run_guards, train_summary_names_the_eval_task, .init = mk_tmpdir, .fini = r
     free(cfg);
     free(mc);
     free(train);
+}
+
+/* ---- memory budget ------------------------------------------------------------------------------ */
+
+/* The estimate is what the code allocates: simcse_encoder_create and simcse_step_create
+ * on the CPU backend (whose count includes at most 128 bytes of rounding and header per
+ * block), simcse_model_init's parameter count. */
+Test(memory_plan, estimates_match_what_is_allocated) {
+    simcse_config c = tiny_config(100);
+    c.layers = 3;
+    c.hidden = 64;
+    c.heads = 4;
+    c.intermediate = 128;
+    simcse_model m;
+    cr_assert_eq(simcse_model_init(&m, &c), 0);
+    cr_assert_eq(simcse_param_count(&c), (double)m.n_floats);
+    simcse_backend *be = simcse_backend_cpu();
+    for (int grads = 0; grads < 2; grads++) {
+        size_t before, after, peak;
+        be->memory(be, &before, &peak);
+        simcse_encoder *e = simcse_encoder_create(be, &m, 24, 24 * 20, grads);
+        cr_assert_not_null(e, "%s", simcse_last_error());
+        be->memory(be, &after, &peak);
+        double w, a;
+        simcse_encoder_bytes(&c, m.n_floats, 24, 24 * 20, grads, &w, &a);
+        const double blocks = 24 + 15 * c.layers, got = (double)(after - before);
+        cr_assert(got >= w + a && got <= w + a + 128 * blocks, "with_grads %d: allocated %.0f, estimated %.0f", grads,
+                  got, w + a);
+        if (grads) {
+            simcse_loss_config lc = {.pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.05f};
+            be->memory(be, &before, &peak);
+            simcse_step *s = simcse_step_create(e, &lc, NULL, 8, 3);
+            cr_assert_not_null(s);
+            be->memory(be, &after, &peak);
+            double est = simcse_step_bytes(c.hidden, 8, 3, 1, 0);
+            cr_assert((double)(after - before) >= est && (double)(after - before) <= est + 3 * 128, "step: %zu vs %.0f",
+                      after - before, est);
+            simcse_step_free(s);
+        }
+        simcse_encoder_free(e);
+    }
+    simcse_model_free(&m);
+}
+
+/* The demo and the smaller paper setups fit a 24 GiB machine, CPU or GPU, with the
+ * configs as they are (the larger ones need grad_cache_chunk there: README). */
+Test(memory_plan, demo_and_paper_base_setups_fit_24_gib) {
+    simcse_config demo, base;
+    cr_assert_eq(simcse_config_load("configs/demo-model.json", &demo), 0, "%s", simcse_last_error());
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tokenizers/bert-base-uncased/config.json", test_data_dir());
+    cr_assert_eq(simcse_config_load(path, &base), 0, "%s", simcse_last_error());
+    struct {
+        const char *cfg;
+        const simcse_config *model;
+        int views;
+    } runs[] = {{"configs/demo.json", &demo, 3}, {"configs/unsup-bert-base.json", &base, 2},
+                {"configs/unsup-bert-large.json", NULL, 2}};
+    simcse_config large = base;
+    large.hidden = 1024, large.layers = 24, large.heads = 16, large.intermediate = 4096;
+    runs[2].model = &large;
+    simcse_memory_avail a = {.device = 24.0 * (1 << 30), .host = 24.0 * (1 << 30), .device_source = "test",
+                             .host_source = "test"};
+    for (int i = 0; i < 3; i++)
+        for (int shared = 0; shared < 2; shared++) {
+            simcse_train_config tc;
+            simcse_train_config_defaults(&tc);
+            cr_assert_eq(simcse_train_config_load(&tc, runs[i].cfg), 0, "%s", simcse_last_error());
+            a.shared = shared;
+            simcse_memory_need n =
+                simcse_memory_for_training(runs[i].model, &tc, runs[i].views, tc.batch_size, 1, 1000000, 1, !shared);
+            cr_assert(simcse_memory_fits(&n, 1, &a), "%s does not fit 24 GiB (%s)", runs[i].cfg,
+                      shared ? "cpu" : "cuda");
+        }
+}
+
+/* Refused exactly when the estimate exceeds the available figure (set for the test). */
+Test(memory_plan, training_is_refused_exactly_past_the_budget, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 60) {
+    char *mc_path, *train;
+    write_tiny_run_files(&mc_path, &train);
+    simcse_train_config c;
+    tiny_run_config(&c, mc_path, train);
+    c.max_steps = 1;
+    c.eval_batch_size = 2; /* so that the training batch decides the encoder's size */
+    simcse_config mc;
+    cr_assert_eq(simcse_config_load(mc_path, &mc), 0);
+    simcse_memory_need n = simcse_memory_for_training(&mc, &c, 2, c.batch_size, 1, 24, 0, 0);
+    double need = n.params + n.grads + n.moments + n.acts + n.host;
+    char fig[64];
+    snprintf(fig, sizeof fig, "%.0f", need - 1);
+    setenv("SIMCSE_TEST_AVAILABLE_MEMORY", fig, 1);
+    char *out = tmp_path("run");
+    simcse_train_options opt = {.output_dir = out, .device = "cpu", .quiet = 1};
+    cr_assert_eq(simcse_train(&c, &opt, NULL), -1, "a run 1 byte over the budget was started");
+    const char *e = simcse_last_error();
+    cr_assert(strstr(e, "not enough memory for training") && strstr(e, "SIMCSE_TEST_AVAILABLE_MEMORY") &&
+                  strstr(e, "grad_cache_chunk=") && !strchr(e, '\n'),
+              "%s", e);
+    snprintf(fig, sizeof fig, "%.0f", need);
+    setenv("SIMCSE_TEST_AVAILABLE_MEMORY", fig, 1);
+    cr_assert_eq(simcse_train(&c, &opt, NULL), 0, "%s", simcse_last_error());
+    unsetenv("SIMCSE_TEST_AVAILABLE_MEMORY");
+    free(out);
+    free(mc_path);
+    free(train);
+}
+
+/* The issue's two reproducers: a 1,024-layer model, and encode --batch-size 1048576. Both
+ * used to grow until the OOM killer ended them; now one line with both figures. The
+ * available figure is pinned at 16 GiB so that the answer does not depend on the machine. */
+Test(memory_plan, the_issue_reproducers_get_one_line, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 60) {
+    char *mc, *train;
+    write_tiny_run_files(&mc, &train);
+    simcse_config big = tiny_config(30522);
+    big.hidden = 768, big.heads = 12, big.intermediate = 3072, big.layers = 1024, big.max_positions = 512;
+    cr_assert_eq(simcse_config_save(mc, &big), 0);
+    char *cfg = tmp_path("cfg.json");
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"model_config\": \"%s\", \"tokenizer\": \"%s/tokenizers/bert-base-uncased\", \"train_file\": \"%s\","
+             " \"eval_tasks\": \"\", \"precision\": \"fp32\"}",
+             mc, test_data_dir(), train);
+    write_text(cfg, text, strlen(text));
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd,
+             "SIMCSE_TEST_AVAILABLE_MEMORY=17179869184 %s train --config %s --output %s/out --device cpu --quiet",
+             test_bin(), cfg, g_dir);
+    cr_assert_eq(run(cmd, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "simcse: error: not enough memory for training: it needs ") &&
+                  strstr(out, "and 16.00 GiB are free (SIMCSE_TEST_AVAILABLE_MEMORY)") &&
+                  strstr(out, "too large for this machine") && count_of(out, "\n") == 1,
+              "%s", out);
+
+    /* encode: a one-layer model of BERT-base width */
+    cJSON *tok = seed_tokenizer();
+    char *dir = tmp_path("wide");
+    simcse_config wide = big;
+    wide.layers = 1;
+    wide.vocab_size = TOKENIZER_IDS;
+    simcse_model m;
+    cr_assert_eq(simcse_model_init(&m, &wide), 0);
+    simcse_model_init_random(&m, 3);
+    cr_assert_eq(simcse_model_save_dir(&m, dir, 1), 0, "%s", simcse_last_error());
+    simcse_model_free(&m);
+    char *tp = simcse_path_join(dir, "tokenizer.json");
+    write_json(tp, tok);
+    cJSON_Delete(tok);
+    snprintf(cmd, sizeof cmd,
+             "printf 'hello world\\n' | SIMCSE_TEST_AVAILABLE_MEMORY=17179869184 %s encode --model %s --pooler avg "
+             "--output %s/e.npy --device cpu --batch-size 1048576",
+             test_bin(), dir, g_dir);
+    cr_assert_eq(run(cmd, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "simcse: error: encode: not enough memory for encode: it needs ") &&
+                  strstr(out, "16.00 GiB are free") && strstr(out, "lower --batch-size (at most ") &&
+                  count_of(out, "\n") == 1,
+              "%s", out);
+    free(tp);
+    free(dir);
+    free(cfg);
+    free(mc);
+    free(train);
+}
+
+/* The host figure is read (MemAvailable at least) and is never more than MemAvailable:
+ * a cgroup can only lower it. */
+Test(memory_plan, host_figure_is_at_most_memavailable) {
+    const char *source = NULL;
+    size_t bytes = simcse_host_memory_available(&source);
+    FILE *f = fopen("/proc/meminfo", "r");
+    cr_assert_not_null(f);
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    cr_assert(kb > 0);
+    cr_assert(bytes > 0 && (double)bytes <= (double)kb * 1024, "%zu bytes from %s, MemAvailable %llu kB", bytes,
+              source, kb);
+    cr_assert(!strcmp(source, "MemAvailable") || !strncmp(source, "cgroup ", 7), "%s", source);
 }

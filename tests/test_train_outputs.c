@@ -173,12 +173,12 @@ Test(train_outputs, hard_negative_weight_raises_the_logged_loss) {
 Test(train_outputs, logged_loss_is_the_steps_loss_of_the_seeds_batch_with_its_masks) {
     /* lr 0: the exported model is the one every step saw. Each step's loss, recomputed
      * here from the public pieces (the seed's permutation, the tokenizer, packing,
-     * dropout masks of (seed, step), the cls pooler + MLP at temperature 0.05), must be
+     * dropout masks of (seed, step), the cls pooler + MLP at temperature 0.1), must be
      * the logged one. */
     write_varied_sentences("varied.txt");
     simcse_train_config c;
     base_config(&c, "varied.txt", 2);
-    c.temperature = 0.05;
+    c.temperature = 0.1; /* not the default: the run must pass its own on */
     strcpy(c.pooler, "cls");
     logged lg;
     train_into(&c, "out", &lg);
@@ -194,7 +194,7 @@ Test(train_outputs, logged_loss_is_the_steps_loss_of_the_seeds_batch_with_its_ma
     simcse_shuffle_permutation(42, 0, 40, perm);
     simcse_encoder *e = simcse_encoder_create(simcse_backend_cpu(), &m, 16, 16 * 16, 1);
     cr_assert_not_null(e);
-    simcse_loss_config lc = {.pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.05f};
+    simcse_loss_config lc = {.pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.1f};
     simcse_text_batch text = {0};
     simcse_token_batch tb;
     cr_assert_eq(simcse_token_batch_init(&tb, 16, 16), 0);

@@ -6,6 +6,7 @@
 #include "simcse/cli.h"
 #include "simcse/common.h"
 #include "simcse/embedder.h"
+#include "simcse/memory_plan.h"
 #include "simcse/npy.h"
 
 static void usage(FILE *f) {
@@ -65,6 +66,10 @@ int simcse_cmd_encode(int argc, char **argv) {
     size_t *lens;
     char **lines = simcse_read_lines(input, &n, &lens);
     if (!lines) simcse_fatal("encode: %s", simcse_last_error());
+    double out_bytes = (double)n * m.cfg.hidden * sizeof(float);
+    for (int i = 0; i < n; i++) out_bytes += (double)lens[i];
+    if (simcse_memory_check_inference(be, &m.cfg, batch, max_len, out_bytes, "encode") != 0)
+        simcse_fatal("encode: %s", simcse_last_error());
     simcse_encoder *enc = simcse_encoder_create(be, &m, batch, batch * max_len, 0);
     if (!enc) simcse_fatal("encode: %s", simcse_last_error());
     simcse_embedder em;

@@ -10,6 +10,7 @@
 #include "simcse/common.h"
 #include "simcse/embedder.h"
 #include "simcse/eval.h"
+#include "simcse/memory_plan.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -73,6 +74,11 @@ int simcse_cmd_eval(int argc, char **argv) {
     if (!tok) simcse_fatal("%s", simcse_last_error());
     simcse_backend *be = simcse_backend_select(device, precision, 0);
     if (!be) simcse_fatal("eval: %s", simcse_last_error());
+    if (simcse_memory_check_inference(be, &m.cfg, batch, max_len,
+                                      simcse_memory_eval_results(m.cfg.hidden) +
+                                          2.0 * batch * m.cfg.hidden * sizeof(float),
+                                      "eval") != 0)
+        simcse_fatal("eval: %s", simcse_last_error());
     simcse_encoder *enc = simcse_encoder_create(be, &m, batch, batch * max_len, 0);
     if (!enc) simcse_fatal("eval: %s", simcse_last_error());
     simcse_embedder em;

@@ -12,6 +12,7 @@
 #include "simcse/common.h"
 #include "simcse/export.h"
 #include "simcse/launch.h"
+#include "simcse/plot.h"
 #include "simcse/run_dir.h"
 #include "simcse/train_config.h"
 #include "simcse/trainer.h"
@@ -32,8 +33,9 @@ static void usage(FILE *f) {
             "                    once. Only logging_steps, eval_steps, save_steps (--set) and --quiet may change;\n"
             "                    any other key, another --ranks/--gpus count or another backend is refused\n"
             "  --device D        cpu, cuda or auto (default auto)\n"
-            "  --gpus N          N processes on this node, one per GPU, NCCL between them (mpirun / srun\n"
-            "                    work too: ranks come from their environment)\n"
+            "  --gpus N          N processes on this node, one per GPU, NCCL between them (torchrun, mpirun\n"
+            "                    and srun work too: ranks come from their environment; with MASTER_ADDR and\n"
+            "                    MASTER_PORT set, rank 0 hands out NCCL's id over TCP)\n"
             "  --ranks N         N threads as ranks on the CPU (the in-process communicator)\n"
             "  --nccl            use the NCCL path even with one GPU (to test and time it)\n"
             "  --quiet           no progress line\n\nconfiguration keys (default, meaning):\n");
@@ -45,6 +47,12 @@ static void print_summary(const simcse_train_summary *sum, const char *tasks) {
     if (sum->eval_before == sum->eval_before)
         printf("%s dev Spearman x100%s: before %.2f, after (best, step %lld) %.2f\n", tasks,
                strchr(tasks, ',') ? " (average)" : "", sum->eval_before, (long long)sum->best_step, sum->eval_best);
+}
+
+/* Every run leaves its picture; a missing gnuplot costs the picture, not the run. */
+static void plot_run(const char *output) {
+    if (simcse_plot_run(output, NULL) != 0) fprintf(stderr, "simcse: warning: no plot: %s\n", simcse_last_error());
+    else fprintf(stderr, "simcse: plot: %s/plot.png\n", output);
 }
 
 typedef struct {
@@ -86,6 +94,7 @@ static int train_threads(const simcse_train_config *cfg, const simcse_train_opti
         if (jobs[r].rc != 0) failed = r;
     if (failed >= 0) simcse_fatal("rank %d: %s", failed, jobs[failed].err);
     print_summary(&jobs[0].sum, cfg->eval_tasks);
+    plot_run(opt->output_dir);
     simcse_comm_threads_destroy(comms);
     free(jobs);
     free(th);
@@ -181,11 +190,19 @@ int simcse_cmd_train(int argc, char **argv) {
     simcse_comm *comm = NULL;
     if (env.world > 1 || force_nccl) {
         if (!strcmp(device, "cpu")) simcse_fatal("train: several processes need GPUs (--device cuda); --ranks N runs ranks on the CPU");
-        if (simcse_mkdirs(output) != 0) simcse_fatal("%s", simcse_last_error());
-        char *id_path = simcse_nccl_id_path(output);
+        simcse_rendezvous_plan plan;
+        if (simcse_rendezvous_plan_read(&plan) != 0) simcse_fatal("train: %s", simcse_last_error());
+        if (!plan.tcp && simcse_mkdirs(output) != 0) simcse_fatal("%s", simcse_last_error());
         unsigned char id[SIMCSE_NCCL_ID_BYTES];
-        if (simcse_nccl_rendezvous(&env, id_path, 300, id) != 0) simcse_fatal("train: %s", simcse_last_error());
-        free(id_path);
+        if (simcse_nccl_id_share(&env, &plan, output, id) != 0) simcse_fatal("train: %s", simcse_last_error());
+        if (env.rank == 0 && !quiet) {
+            if (plan.tcp)
+                fprintf(stderr, "simcse: %d ranks (%s variables): NCCL id handed out over TCP on port %d\n",
+                        env.world, env.source, plan.port);
+            else
+                fprintf(stderr, "simcse: %d ranks (%s variables): NCCL id shared through a file in %s\n", env.world,
+                        env.source, output);
+        }
         comm = simcse_comm_nccl_create(env.rank, env.world, id, env.local_rank);
         if (!comm) simcse_fatal("train: %s", simcse_last_error());
         opt.comm = comm;
@@ -195,6 +212,9 @@ int simcse_cmd_train(int argc, char **argv) {
     simcse_train_summary sum;
     if (simcse_train(&cfg, &opt, &sum) != 0) simcse_fatal("%s", simcse_last_error());
     if (comm) comm->destroy(comm);
-    if (env.rank == 0) print_summary(&sum, cfg.eval_tasks);
+    if (env.rank == 0) {
+        print_summary(&sum, cfg.eval_tasks);
+        plot_run(output);
+    }
     return 0;
 }

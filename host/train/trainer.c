@@ -1,5 +1,6 @@
-/* The training loop, top to bottom: set up (model, tokenizer, data, backend,
- * encoder, optimizer; or all of it from a checkpoint), evaluate once, then
+/* The training loop, top to bottom: set up (the model's shape, tokenizer, data,
+ * backend, the memory budget, then the model's weights, encoder, optimizer; or all of
+ * it from a checkpoint), evaluate once, then
  * step: next indices -> text -> packed ids -> contrastive forward/backward ->
  * AdamW; log, evaluate, checkpoint; export the best model.
  *
@@ -28,6 +29,7 @@
 #include "simcse/eval.h"
 #include "simcse/export.h"
 #include "simcse/loss.h"
+#include "simcse/memory_plan.h"
 #include "simcse/model.h"
 #include "simcse/optimizer.h"
 #include "simcse/rng.h"
@@ -60,6 +62,7 @@ typedef struct {
     simcse_loss_config loss_cfg;
     simcse_pooler eval_pooler;
     int eval_mlp, n_fields, views;
+    double eval_alignment, eval_uniformity; /* of the latest evaluation (NaN before the first) */
     int64_t total_steps;
     simcse_train_state st;
     FILE *metrics;
@@ -98,18 +101,39 @@ static int setup_model(trainer *t) {
     return 0;
 }
 
+/* A JSON number, or null where there is none (JSON has no NaN). */
+static void json_number(FILE *f, const char *key, double v, int decimals) {
+    if (isfinite(v)) fprintf(f, ", \"%s\": %.*f", key, decimals, v);
+    else fprintf(f, ", \"%s\": null", key);
+}
+
+/* The dev tasks' Spearman, and alignment / uniformity / anisotropy on STS-B dev
+ * (the paper's Figure 2 follows the first two through training), exactly as
+ * `simcse eval` computes them. */
 static int evaluate(trainer *t, double *score) {
     simcse_eval_result res;
+    simcse_embedding_stats es;
     double t0 = simcse_now_seconds();
     if (simcse_eval_sts(t->data_dir, t->cfg->eval_tasks, SIMCSE_SPLIT_DEV, t->model.cfg.hidden,
                         t->embedder.batch_size, simcse_embedder_embed, &t->embedder, &res) != 0)
         return -1;
+    if (simcse_eval_embedding_stats(t->data_dir, SIMCSE_SPLIT_DEV, t->model.cfg.hidden, t->embedder.batch_size,
+                                    simcse_embedder_embed, &t->embedder, &es) != 0)
+        return -1;
     *score = res.avg_spearman;
+    t->eval_alignment = es.alignment;
+    t->eval_uniformity = es.uniformity;
     if (t->metrics) {
-        fprintf(t->metrics, "{\"step\": %lld, \"eval_dev_avg_spearman\": %.4f", (long long)t->st.step,
-                res.avg_spearman);
-        for (int i = 0; i < res.n_tasks; i++)
-            fprintf(t->metrics, ", \"eval_%s_dev_spearman\": %.4f", res.task[i].task, res.task[i].spearman);
+        fprintf(t->metrics, "{\"step\": %lld", (long long)t->st.step);
+        json_number(t->metrics, "eval_dev_avg_spearman", res.avg_spearman, 4);
+        for (int i = 0; i < res.n_tasks; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "eval_%s_dev_spearman", res.task[i].task);
+            json_number(t->metrics, key, res.task[i].spearman, 4);
+        }
+        json_number(t->metrics, "eval_stsb_dev_alignment", es.alignment, 6);
+        json_number(t->metrics, "eval_stsb_dev_uniformity", es.uniformity, 6);
+        json_number(t->metrics, "eval_stsb_dev_anisotropy", es.anisotropy, 6);
         fprintf(t->metrics, ", \"eval_seconds\": %.2f}\n", simcse_now_seconds() - t0);
         fflush(t->metrics);
     }
@@ -188,20 +212,68 @@ static void progress(trainer *t, double loss, double lr, double norm, double sps
     if (t->opt->quiet || !t->leader || (!tty && !force)) return;
     int64_t done = t->st.step, left = t->total_steps - done;
     double eta = sps > 0 ? (double)left * t->cfg->batch_size / sps : 0;
-    fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
-            tty ? "\r\033[K" : "", (long long)done, (long long)t->total_steps, loss, lr, norm, sps, elapsed, eta,
-            tty ? "" : "\n");
+    char stats[64] = "";
+    if (isfinite(t->eval_alignment) || isfinite(t->eval_uniformity))
+        snprintf(stats, sizeof stats, " | align %.3f unif %.3f", t->eval_alignment, t->eval_uniformity);
+    fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f%s | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
+            tty ? "\r\033[K" : "", (long long)done, (long long)t->total_steps, loss, lr, norm, stats, sps, elapsed,
+            eta, tty ? "" : "\n");
     if (tty && force) fputc('\n', stderr);
+}
+
+/* The whole run's memory against the machine's, before the model is allocated. When it
+ * does not fit, the advice is the largest gradient-caching chunk that does (the gradient
+ * stays the whole batch's), else what else to shrink. */
+static int check_memory(trainer *t, const simcse_config *mc) {
+    const simcse_train_config *c = t->cfg;
+    simcse_memory_avail a;
+    simcse_memory_available(t->be, &a);
+    const int cuda = !a.shared, copies = t->comm && !strcmp(t->comm->name, "threads") ? t->world : 1;
+    const int64_t n_ex = simcse_dataset_size(t->data);
+    simcse_memory_need need =
+        simcse_memory_for_training(mc, c, t->views, t->chunk, t->world, n_ex, t->opt->resume, cuda);
+    if (simcse_memory_fits(&need, copies, &a)) return 0;
+    int lo = 1, hi = t->chunk - 1, best = 0;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        simcse_memory_need m = simcse_memory_for_training(mc, c, t->views, mid, t->world, n_ex, t->opt->resume, cuda);
+        if (simcse_memory_fits(&m, copies, &a)) best = mid, lo = mid + 1;
+        else hi = mid - 1;
+    }
+    char advice[256];
+    if (best > 0) {
+        snprintf(advice, sizeof advice,
+                 "set grad_cache_chunk=%d (the largest chunk that fits; the gradient stays the whole batch's) or "
+                 "lower batch_size",
+                 best);
+    } else {
+        simcse_train_config small = *c;
+        small.eval_batch_size = 1;
+        small.batch_size = 2;
+        simcse_memory_need m = simcse_memory_for_training(mc, &small, t->views, 1, t->world, n_ex, t->opt->resume, cuda);
+        snprintf(advice, sizeof advice, "%s",
+                 simcse_memory_fits(&m, copies, &a)
+                     ? "lower batch_size and eval_batch_size, or set grad_cache_chunk"
+                     : "even one example at a time does not fit: the model is too large for this machine (fewer or "
+                       "narrower layers, a shorter max_seq_len, or more memory)");
+    }
+    return simcse_memory_refuse(&need, copies, &a, "training", advice);
 }
 
 static int setup(trainer *t) {
     const simcse_train_config *c = t->cfg;
     snprintf(t->data_dir, sizeof t->data_dir, "%s", c->data_dir[0] ? c->data_dir : simcse_data_dir());
-    if (setup_model(t) != 0) return -1;
+    /* The model's shape first, its weights last: the tokenizer, the data and the memory
+     * budget are checked against the shape before anything large is allocated. */
+    simcse_config mc;
+    char *mc_path = c->model[0] ? simcse_path_join(c->model, "config.json") : simcse_xstrdup(c->model_config);
+    int rc = simcse_config_load(mc_path, &mc);
+    free(mc_path);
+    if (rc != 0) return -1;
     t->tok_dir = c->tokenizer[0] ? c->tokenizer : c->model;
     t->tok = simcse_tokenizer_load(t->tok_dir);
     if (!t->tok) return -1;
-    if (simcse_tokenizer_check_ids(t->tok, t->model.cfg.vocab_size) != 0) return -1;
+    if (simcse_tokenizer_check_ids(t->tok, mc.vocab_size) != 0) return -1;
     simcse_data_options dopt;
     simcse_data_options_default(&dopt);
     dopt.skip_bad_rows = c->skip_malformed;
@@ -224,6 +296,8 @@ static int setup(trainer *t) {
     if (!t->be) return -1;
     t->chunk = c->grad_cache_chunk > 0 && c->grad_cache_chunk < c->batch_size ? c->grad_cache_chunk : c->batch_size;
     t->n_chunk_slots = (c->batch_size + t->chunk - 1) / t->chunk;
+    if (check_memory(t, &mc) != 0) return -1;
+    if (setup_model(t) != 0) return -1;
     int max_seq = t->chunk * t->views;
     if (max_seq < c->eval_batch_size) max_seq = c->eval_batch_size;
     t->enc = simcse_encoder_create(t->be, &t->model, max_seq, max_seq * c->max_seq_len, 1);
@@ -355,7 +429,8 @@ static int run(trainer *t, simcse_train_summary *sum) {
     sum->eval_before = sum->eval_best = NAN;
     if (eval_on && t->st.step == 0) {
         if (evaluate(t, &sum->eval_before) != 0) return -1;
-        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f\n", c->eval_tasks, sum->eval_before);
+        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f\n",
+                c->eval_tasks, sum->eval_before, t->eval_alignment, t->eval_uniformity);
     }
     int64_t *idx = simcse_xmalloc((size_t)c->batch_size * t->world * sizeof *idx);
     double t_start = simcse_now_seconds(), t_log = t_start, loss_sum = 0;
@@ -419,8 +494,9 @@ static int run(trainer *t, simcse_train_summary *sum) {
                 break;
             }
             int better = score > t->st.best_metric;
-            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f%s\n", (long long)t->st.step,
-                    c->eval_tasks, score, better ? " (best so far: exported)" : "");
+            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f%s\n",
+                    (long long)t->st.step, c->eval_tasks, score, t->eval_alignment, t->eval_uniformity,
+                    better ? " (best so far: exported)" : "");
             if (better) {
                 t->st.best_metric = score;
                 t->st.best_step = t->st.step;
@@ -461,6 +537,7 @@ int simcse_train(const simcse_train_config *cfg, const simcse_train_options *opt
     t.rank = opt->comm ? opt->comm->rank : 0;
     t.world = opt->comm ? opt->comm->size : 1;
     t.leader = t.rank == 0;
+    t.eval_alignment = t.eval_uniformity = NAN;
     simcse_train_summary sum;
     memset(&sum, 0, sizeof sum);
     int rc = simcse_train_config_validate(cfg);

@@ -7,6 +7,7 @@ int simcse_cmd_tokenize(int argc, char **argv);
 int simcse_cmd_encode(int argc, char **argv);
 int simcse_cmd_train(int argc, char **argv);
 int simcse_cmd_eval(int argc, char **argv);
+int simcse_cmd_plot(int argc, char **argv);
 
 /* Option parsing shared by the subcommands: "--name value" or "--name=value".
  * Returns 1 and sets *val when argv[*i] is that option (advancing *i past the

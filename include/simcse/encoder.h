@@ -27,6 +27,11 @@ typedef struct simcse_encoder simcse_encoder;
 simcse_encoder *simcse_encoder_create(simcse_backend *be, const simcse_model *m, int max_seqs, int max_tokens,
                                       int with_grads);
 void simcse_encoder_free(simcse_encoder *e);
+/* The backend bytes simcse_encoder_create allocates for a model of n_params floats:
+ * *weights (parameters, and gradients with with_grads) and *acts (activations and
+ * backward scratch). In double, so that shapes past any machine do not overflow. */
+void simcse_encoder_bytes(const simcse_config *c, size_t n_params, double max_seqs, double max_tokens, int with_grads,
+                          double *weights, double *acts);
 
 /* Dropout for the next forward: seed and step select the masks; p from config.json
  * (hidden and attention probabilities); train = 0 disables dropout. */

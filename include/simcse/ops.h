@@ -47,6 +47,11 @@ struct simcse_backend {
     /* bytes allocated through alloc and not freed, and the most there ever were
      * (the memory a run needs, comparable with torch.cuda.max_memory_allocated) */
     void (*memory)(simcse_backend *be, size_t *in_use, size_t *peak);
+    /* bytes it can still allocate, and where the figure comes from (a static string):
+     * cudaMemGetInfo's free memory on the GPU; on the CPU the host's figure
+     * (include/simcse/host_memory.h), with *host = 1: the backend's allocations and the
+     * host's then come out of the same memory. For budgeting a run before it allocates. */
+    size_t (*available)(simcse_backend *be, const char **source, int *host);
 
     /* out[T,H] = word[ids] + pos[pos_ids] + type[type_ids]  (type_ids NULL: row 0).
      * The backward accumulates dout rows into the tables; a NULL table is skipped. */

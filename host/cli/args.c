@@ -7,6 +7,7 @@
 
 #include "simcse/cli.h"
 #include "simcse/common.h"
+#include "simcse/ops.h"
 
 int simcse_arg_str(int argc, char **argv, int *i, const char *name, const char **val) {
     const char *a = argv[*i];
@@ -33,6 +34,13 @@ int simcse_arg_int(int argc, char **argv, int *i, const char *name, int lo, int 
         return simcse_error("option %s: expected an integer in [%d, %d], got '%s'", name, lo, hi, s);
     *val = (int)v;
     return 1;
+}
+
+int simcse_arg_threads(int argc, char **argv, int *i) {
+    int n;
+    int r = simcse_arg_int(argc, argv, i, "--threads", 1, 1024, &n);
+    if (r <= 0) return r;
+    return simcse_cpu_set_threads(n) < 0 ? -1 : 1;
 }
 
 char **simcse_read_lines(const char *path, int *n) {

@@ -18,6 +18,7 @@ static void usage(FILE *f) {
             "  --max-len N         tokens per sentence incl. special tokens (default 32, at most the model's)\n"
             "  --batch-size N      sentences per forward pass (default 64)\n"
             "  --device D          cpu, cuda or auto (default auto)\n"
+            "  --threads N         CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
             "  --precision P       fp32 or bf16 (GPU; default fp32)\n");
 }
 
@@ -36,6 +37,7 @@ int simcse_cmd_encode(int argc, char **argv) {
             (r = simcse_arg_str(argc, argv, &i, "--output", &output)) ||
             (r = simcse_arg_str(argc, argv, &i, "--input", &input)) ||
             (r = simcse_arg_str(argc, argv, &i, "--device", &device)) ||
+            (r = simcse_arg_threads(argc, argv, &i)) ||
             (r = simcse_arg_str(argc, argv, &i, "--precision", &precision)) ||
             (r = simcse_arg_int(argc, argv, &i, "--max-len", 3, 1 << 20, &max_len)) ||
             (r = simcse_arg_int(argc, argv, &i, "--batch-size", 1, 1 << 20, &batch))) {

@@ -21,6 +21,7 @@ static void usage(FILE *f) {
             "  --max-len N       tokens per sentence (default 32)\n"
             "  --batch-size N    sentences per forward pass (default 128)\n"
             "  --device D        cpu, cuda or auto (default auto)\n"
+            "  --threads N       CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
             "  --precision P     fp32 or bf16 (GPU; default fp32)\n"
             "  --no-stats        skip alignment / uniformity / anisotropy\n");
 }
@@ -45,6 +46,7 @@ int simcse_cmd_eval(int argc, char **argv) {
             (r = simcse_arg_str(argc, argv, &i, "--split", &split_name)) ||
             (r = simcse_arg_str(argc, argv, &i, "--data-dir", &data_dir)) ||
             (r = simcse_arg_str(argc, argv, &i, "--device", &device)) ||
+            (r = simcse_arg_threads(argc, argv, &i)) ||
             (r = simcse_arg_str(argc, argv, &i, "--precision", &precision)) ||
             (r = simcse_arg_int(argc, argv, &i, "--max-len", 3, 1 << 20, &max_len)) ||
             (r = simcse_arg_int(argc, argv, &i, "--batch-size", 1, 1 << 20, &batch))) {

@@ -23,6 +23,7 @@ static void usage(FILE *f) {
             "                    and the resumable checkpoint/ go\n"
             "  --resume DIR      continue the run whose --output was DIR, from DIR/checkpoint\n"
             "  --device D        cpu, cuda or auto (default auto)\n"
+            "  --threads N       CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
             "  --gpus N          N processes on this node, one per GPU, NCCL between them (mpirun / srun\n"
             "                    work too: ranks come from their environment)\n"
             "  --ranks N         N threads as ranks on the CPU (the in-process communicator)\n"
@@ -112,6 +113,7 @@ int simcse_cmd_train(int argc, char **argv) {
             (r = simcse_arg_str(argc, argv, &i, "--output", &output)) ||
             (r = simcse_arg_str(argc, argv, &i, "--resume", &resume)) ||
             (r = simcse_arg_str(argc, argv, &i, "--device", &device)) ||
+            (r = simcse_arg_threads(argc, argv, &i)) ||
             (r = simcse_arg_int(argc, argv, &i, "--stop-after", 1, 1 << 30, &stop_after)) ||
             (r = simcse_arg_int(argc, argv, &i, "--gpus", 1, 1024, &gpus)) ||
             (r = simcse_arg_int(argc, argv, &i, "--ranks", 1, 64, &ranks))) {

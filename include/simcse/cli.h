@@ -18,6 +18,10 @@ int simcse_arg_str(int argc, char **argv, int *i, const char *name, const char *
 /* Same, parsing a positive integer in [lo, hi]. */
 int simcse_arg_int(int argc, char **argv, int *i, const char *name, int lo, int hi, int *val);
 
+/* --threads N: the CPU backend's thread count (simcse_cpu_set_threads), set when parsed.
+ * Without it the count comes from OMP_NUM_THREADS, else the process's affinity mask. */
+int simcse_arg_threads(int argc, char **argv, int *i);
+
 /* Reads lines (without \r\n) of a file, or stdin for NULL or "-": every line is kept,
  * empty ones included, so rows line up with the input. NULL + error. */
 char **simcse_read_lines(const char *path, int *n);

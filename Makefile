@@ -1,10 +1,13 @@
 # simcse build.
 #   make            build/simcse (CUDA backend included when nvcc is found)
-#   make demo       train configs/demo.json and evaluate it (the README's first command)
+#   make deps       check the Debian packages, install the missing ones (.ci/deps)
+#   make demo       train configs/demo.json, evaluate it, plot it (the README's first command)
 #   make test       Criterion suite (GPU tests run only where a GPU is present)
 #   make test SAN=1 the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU only)
 #   make fuzz       libFuzzer targets (clang), short runs: make fuzz-run
 #   make bench      benchmarks (see bench/README.md)
+#   make mutate     mutation check: each one-line bug of tests/mutations.txt in a scratch copy,
+#                   CPU suite on each, killed/survived (slow: not part of CI)
 # Options: CUDA=0 builds without the CUDA backend; SIMCSE_DATA_DIR for tests (default ../shared/data).
 
 CC      ?= cc
@@ -19,6 +22,17 @@ else
   BUILD ?= build
 endif
 
+# make demo and make test first run the deps step. It runs while this file is read, before
+# pkg-config is asked for flags below, so what it installs is used by this same run; it is a
+# sub-second check when all is present. Skipped under make -n.
+ifneq ($(filter demo test,$(MAKECMDGOALS)),)
+  ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
+    ifneq ($(shell .ci/deps >&2 && echo ok),ok)
+      $(error the deps step (.ci/deps) failed: see above)
+    endif
+  endif
+endif
+
 PKGS    := libcjson libutf8proc libpcre2-8 zlib openblas
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
@@ -30,8 +44,10 @@ ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
+# host/base/ is the ground floor (errors, allocation, files, RNG, data directory);
+# kernels/*.c other than cuda_absent.c is backend-neutral code of the kernel layer.
 HOST_SRC   := $(filter-out host/cli/main.c,$(wildcard host/*/*.c))
-CPU_SRC    := $(wildcard kernels/cpu/*.c)
+CPU_SRC    := $(filter-out kernels/cuda_absent.c,$(wildcard kernels/*.c)) $(wildcard kernels/cpu/*.c)
 CUDA_SRC   := $(wildcard kernels/cuda/*.cu)
 TEST_SRC   := $(wildcard tests/test_*.c)
 
@@ -55,12 +71,21 @@ endif
 
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test demo bench fuzz fuzz-run clean
+.PHONY: all deps test demo bench fuzz fuzz-run mutate clean
 all: $(BUILD)/simcse
 
-$(BUILD)/libsimcse.a: $(LIB_OBJ)
+deps:
+	@.ci/deps
+
+# Rebuilt from scratch, and whenever the list of its objects changes (the list is kept in
+# libsimcse.objs): ar r into an old archive would keep the objects of moved or deleted
+# sources, and their symbols would clash with the new ones.
+LIB_LIST := $(BUILD)/libsimcse.objs
+$(shell mkdir -p $(BUILD) && (echo '$(LIB_OBJ)' | cmp -s - $(LIB_LIST) || echo '$(LIB_OBJ)' > $(LIB_LIST)))
+$(BUILD)/libsimcse.a: $(LIB_OBJ) $(LIB_LIST)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
 
 $(BUILD)/simcse: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsimcse.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -99,14 +124,19 @@ fuzz-run: fuzz
 	  echo "fuzz: $$n"; $$f -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=2048 \
 	  build-fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; done
 
-# The README's main command: train the demo config, then score the export on STS test sets.
+# The README's main command: train the demo config, score the export on STS test sets, draw the run.
 demo: $(BUILD)/simcse
-	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --device auto
+	$(BUILD)/simcse train --config configs/demo.json --output runs/demo --overwrite --device auto
 	$(BUILD)/simcse eval --model runs/demo --pooler avg --tasks stsb,sickr --split test --device auto
+	$(BUILD)/simcse plot --run runs/demo
 
 include bench/bench.mk
 bench: $(BUILD)/simcse
 	bash bench/run.sh
+
+# Each mutation of tests/mutations.txt, applied alone to a scratch copy of the tree, must fail the CPU suite.
+mutate:
+	bash tests/mutate.sh tests/mutations.txt
 
 clean:
 	rm -rf build build-san build-fuzz

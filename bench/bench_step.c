@@ -30,6 +30,7 @@
 
 #include "bench/bench_common.h"
 #include "simcse/cli.h"
+#include "simcse/data_dir.h"
 #include "simcse/data.h"
 #include "simcse/embedder.h"
 #include "simcse/encoder.h"

@@ -185,10 +185,12 @@ Test(cpu_ops, embed_bwd_accumulates_repeated_ids) {
 
 /* ---- layernorm ---- */
 
-static void layernorm_case(int with_residual) {
+/* eps 1e-12 (BERT) is invisible next to the variance; eps 0.5 on inputs of variance
+ * about 0.3 shows where it goes (inside the square root, as torch). */
+static void layernorm_case(int with_residual, float eps) {
     const int N = 5, H = 40;
-    const float eps = 1e-12f;
-    float *x = rnd((size_t)N * H, -3, 5, 131), *r = with_residual ? rnd((size_t)N * H, -1, 1, 132) : NULL;
+    const float span = eps > 0.1f ? 1.0f : 4.0f;
+    float *x = rnd((size_t)N * H, -span + 1, span + 1, 131), *r = with_residual ? rnd((size_t)N * H, -1, 1, 132) : NULL;
     float *g = rnd(H, 0.5f, 1.5f, 133), *b = rnd(H, -1, 1, 134);
     float *y = zeros((size_t)N * H), *mean = zeros(N), *rstd = zeros(N);
     cpu()->layernorm_fwd(cpu(), y, mean, rstd, x, r, g, b, N, H, eps);
@@ -210,8 +212,12 @@ static void layernorm_case(int with_residual) {
     free(x), free(r), free(g), free(b), free(y), free(mean), free(rstd);
 }
 
-Test(cpu_ops, layernorm_fwd_matches_naive) { layernorm_case(0); }
-Test(cpu_ops, layernorm_fwd_with_residual_matches_naive) { layernorm_case(1); }
+Test(cpu_ops, layernorm_fwd_matches_naive) { layernorm_case(0, 1e-12f); }
+Test(cpu_ops, layernorm_fwd_with_residual_matches_naive) { layernorm_case(1, 1e-12f); }
+Test(cpu_ops, layernorm_fwd_large_eps_inside_the_square_root) {
+    layernorm_case(0, 0.5f);
+    layernorm_case(1, 0.5f);
+}
 
 Test(cpu_ops, layernorm_bwd_accumulates_params_and_overwrites_dx) {
     const int N = 3, H = 8;

@@ -545,7 +545,7 @@ Test(data_pack, triplets_roberta_positions) {
         for (int t = 0; t < n; t++) cr_assert_eq(b.ids[b.offsets[s] + t], want[t], "sequence %d token %d", s, t);
     }
     /* plain sentences: one view */
-    cr_assert_eq(simcse_pack_sentences(tok, order, 5, 2, &b), 0);
+    cr_assert_eq(simcse_pack_sentences(tok, order, NULL, 5, 2, &b), 0);
     cr_assert_eq(b.n_seq, 5);
     cr_assert_eq(b.n_views, 1);
     check_layout(&b, 2);

@@ -267,7 +267,8 @@ static char *run_cli_losses(const char *dir, const char *extra) {
 }
 
 Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
-    const char *dir = "/tmp/simcse_test_dist_cli";
+    char dir[] = "/tmp/simcse_test_dist_cli_XXXXXX"; /* unique: other checkouts may run the suite at once */
+    cr_assert_not_null(mkdtemp(dir));
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
     cr_assert_eq(system(cmd), 0);
@@ -295,8 +296,8 @@ Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
             dir, test_data_dir(), dir);
     fclose(f);
     char *one = run_cli_losses(dir, "");
-    char *two = run_cli_losses(dir, "--ranks 2 --set batch_size=4");
-    char *four = run_cli_losses(dir, "--ranks 4 --set batch_size=2 --set grad_cache_chunk=1");
+    char *two = run_cli_losses(dir, "--overwrite --ranks 2 --set batch_size=4");
+    char *four = run_cli_losses(dir, "--overwrite --ranks 4 --set batch_size=2 --set grad_cache_chunk=1");
     cr_assert(strlen(one) > 0);
     /* printed with 6 decimals: equal up to fp32 summation order */
     double a[4], b[4], c[4];
@@ -325,6 +326,7 @@ Test(distributed, trainer_ranks_log_the_single_rank_losses, .timeout = 300) {
     free(one);
     free(two);
     free(four);
+    test_rm_dir(dir);
 }
 
 /* The backward hands every parameter gradient to the reduction exactly once, in

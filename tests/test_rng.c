@@ -1,4 +1,4 @@
-/* Philox4x32-10 and the cuRAND mapping (kernels/cpu/rng.c).
+/* Philox4x32-10 and the cuRAND mapping (host/base/rng.c).
  *
  * Known answers come from two independent places:
  *  - the Random123 distribution's kat_vectors file (philox4x32 10 lines: ctr[4] key[2] -> out[4]);

@@ -428,6 +428,16 @@ static void edit_duplicate(cJSON *root) {
     cJSON_AddItemToObject(root, "embeddings.LayerNorm.bias", cJSON_Duplicate(t, 1));
 }
 
+/* The later of two same-sized tensors moved onto the earlier one: they share bytes. */
+static void edit_offsets_overlap(cJSON *root) {
+    cJSON *w = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "embeddings.LayerNorm.weight"), "data_offsets");
+    cJSON *b = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "embeddings.LayerNorm.bias"), "data_offsets");
+    cJSON *later = cJSON_GetArrayItem(w, 0)->valuedouble > cJSON_GetArrayItem(b, 0)->valuedouble ? w : b;
+    cJSON *earlier = later == w ? b : w;
+    cJSON_ReplaceItemInArray(later, 0, cJSON_CreateNumber(cJSON_GetArrayItem(earlier, 0)->valuedouble + 4));
+    cJSON_ReplaceItemInArray(later, 1, cJSON_CreateNumber(cJSON_GetArrayItem(earlier, 1)->valuedouble + 4));
+}
+
 static void expect_bad_header(void (*edit)(cJSON *), const char *what) {
     mk_tmpdir();
     char *p = tmp_path("bad.safetensors");
@@ -454,6 +464,8 @@ Test(io_safetensors, shape_fraction) { expect_bad_header(edit_shape_fraction, "s
 Test(io_safetensors, dtype_missing) { expect_bad_header(edit_no_dtype, "'dtype' missing"); }
 Test(io_safetensors, entry_not_object) { expect_bad_header(edit_entry_not_object, "header entry is not an object"); }
 Test(io_safetensors, duplicate_tensor) { expect_bad_header(edit_duplicate, "appears twice"); }
+/* as the safetensors library's validate(): no two tensors share bytes */
+Test(io_safetensors, data_offsets_overlap) { expect_bad_header(edit_offsets_overlap, "overlap tensor"); }
 
 Test(io_safetensors, shape_overflow_and_many_dims) {
     uint8_t img[512];

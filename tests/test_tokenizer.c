@@ -7,7 +7,7 @@
  *
  * Not covered, on purpose: code points whose Unicode data differs between HF's
  * crates and utf8proc / PCRE2 (assigned or recategorized in Unicode 9-16; see
- * host/text/tokenizer_wordpiece.c and tokenizer_bpe.c). The fixture script
+ * host/text/tokenizer_normalize.c and tokenizer_pretok.c). The fixture script
  * leaves those out of its code point sweep. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>

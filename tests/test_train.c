@@ -121,7 +121,10 @@ Test(train_config, load_set_validate_and_errors) {
     cr_assert_eq(simcse_train_config_validate(&c), -1);
     cr_assert(strstr(simcse_last_error(), "pooler"));
 
-    const char *path = "/tmp/simcse_test_bad_config.json";
+    char path[] = "/tmp/simcse_test_bad_config_XXXXXX"; /* unique: suites may run at once */
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
     FILE *f = fopen(path, "w");
     fputs("{\"batch_size\": \"many\"}", f);
     fclose(f);
@@ -185,7 +188,8 @@ static char *losses_of(const char *out_dir) {
 }
 
 Test(train_resume, stopped_and_resumed_run_is_bit_identical, .timeout = 120) {
-    const char *dir = "/tmp/simcse_test_resume";
+    char dir[] = "/tmp/simcse_test_resume_XXXXXX"; /* unique: other checkouts may run the suite at once */
+    cr_assert_not_null(mkdtemp(dir));
     make_run_files(dir);
     simcse_train_config c;
     run_config(&c, dir);
@@ -223,10 +227,12 @@ Test(train_resume, stopped_and_resumed_run_is_bit_identical, .timeout = 120) {
         free(a);
         free(b);
     }
+    test_rm_dir(dir);
 }
 
 Test(train_resume, export_is_a_loadable_model_directory, .timeout = 120) {
-    const char *dir = "/tmp/simcse_test_export";
+    char dir[] = "/tmp/simcse_test_export_XXXXXX"; /* unique: other checkouts may run the suite at once */
+    cr_assert_not_null(mkdtemp(dir));
     make_run_files(dir);
     simcse_train_config c;
     run_config(&c, dir);
@@ -247,10 +253,12 @@ Test(train_resume, export_is_a_loadable_model_directory, .timeout = 120) {
         snprintf(p, sizeof p, "%s/%s", out, need[i]);
         cr_assert(simcse_file_exists(p), "export lacks %s", need[i]);
     }
+    test_rm_dir(dir);
 }
 
 Test(train_resume, one_example_is_an_error_not_a_hang, .timeout = 60) {
-    const char *dir = "/tmp/simcse_test_one";
+    char dir[] = "/tmp/simcse_test_one_XXXXXX"; /* unique: other checkouts may run the suite at once */
+    cr_assert_not_null(mkdtemp(dir));
     make_run_files(dir);
     char path[512];
     snprintf(path, sizeof path, "%s/train.txt", dir);
@@ -263,4 +271,5 @@ Test(train_resume, one_example_is_an_error_not_a_hang, .timeout = 60) {
     cr_assert_eq(simcse_train(&c, &o, NULL), -1);
     cr_assert(strstr(simcse_last_error(), "train.txt") && strstr(simcse_last_error(), "at least 2"), "%s",
               simcse_last_error());
+    test_rm_dir(dir);
 }

@@ -2,11 +2,12 @@
 #ifndef SIMCSE_TEST_UTIL_H
 #define SIMCSE_TEST_UTIL_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "simcse/cli.h"
 #include "simcse/common.h"
+#include "simcse/data_dir.h"
 #include "simcse/loss.h"
 
 /* The shared data directory ($SIMCSE_DATA_DIR or ../shared/data). */
@@ -15,6 +16,14 @@ static inline const char *test_data_dir(void) { return simcse_data_dir(); }
 static inline const char *test_bin(void) {
     const char *b = getenv("SIMCSE_BIN");
     return b && *b ? b : "build/simcse";
+}
+
+/* Removes a test's scratch directory (made with mkdtemp) and all in it: a training
+ * run leaves megabytes, and make mutate runs the suite many times over. */
+static inline int test_rm_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
 }
 
 /* One whole-batch training step's forward, loss and backward on one rank

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "simcse/cli.h"
 #include "simcse/common.h"
@@ -43,33 +44,63 @@ int simcse_arg_threads(int argc, char **argv, int *i) {
     return simcse_cpu_set_threads(n) < 0 ? -1 : 1;
 }
 
-char **simcse_read_lines(const char *path, int *n) {
+long simcse_read_sentence(char **line, size_t *cap, void *file) {
+    ssize_t n = getline(line, cap, file);
+    if (n < 0) return -1;
+    if (n > 0 && (*line)[n - 1] == '\n') n--;
+    if (n > 0 && (*line)[n - 1] == '\r') n--;
+    (*line)[n] = 0;
+    return (long)n;
+}
+
+char **simcse_read_lines(const char *path, int *n, size_t **lens) {
     FILE *f = stdin;
+    const char *name = "stdin";
     if (path && strcmp(path, "-") != 0) {
+        name = path;
         f = fopen(path, "rb");
         if (!f) {
             simcse_error("%s: cannot open: %s", path, strerror(errno));
             return NULL;
         }
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (f != stdin) fclose(f);
+        simcse_error("%s: is a directory, not a file of sentences", name);
+        return NULL;
+    }
     char **lines = NULL;
+    size_t *len_of = NULL;
     int count = 0, cap = 0;
     char *line = NULL;
     size_t lcap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &lcap, f)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    long len;
+    while ((len = simcse_read_sentence(&line, &lcap, f)) >= 0) {
         if (count == INT_MAX - 1) break;
         if (count == cap) {
             cap = cap ? cap * 2 : 1024;
             lines = simcse_xrealloc(lines, (size_t)cap * sizeof *lines);
+            len_of = simcse_xrealloc(len_of, (size_t)cap * sizeof *len_of);
         }
-        lines[count++] = simcse_xstrdup(line);
+        lines[count] = simcse_xmalloc((size_t)len + 1);
+        memcpy(lines[count], line, (size_t)len + 1);
+        len_of[count++] = (size_t)len;
     }
+    int bad = ferror(f);
+    int err = errno;
     free(line);
     if (f != stdin) fclose(f);
+    if (bad) {
+        simcse_free_lines(lines, count);
+        free(len_of);
+        simcse_error("%s: read failed after %d lines: %s", name, count, strerror(err));
+        return NULL;
+    }
     *n = count;
     if (!lines) lines = simcse_xmalloc(sizeof *lines);
+    if (!len_of) len_of = simcse_xmalloc(sizeof *len_of);
+    *lens = len_of;
     return lines;
 }
 

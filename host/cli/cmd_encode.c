@@ -6,6 +6,7 @@
 #include "simcse/cli.h"
 #include "simcse/common.h"
 #include "simcse/embedder.h"
+#include "simcse/memory_plan.h"
 #include "simcse/npy.h"
 
 static void usage(FILE *f) {
@@ -64,8 +65,13 @@ int simcse_cmd_encode(int argc, char **argv) {
     simcse_backend *be = simcse_backend_select(device, precision, 0);
     if (!be) simcse_fatal("encode: %s", simcse_last_error());
     int n;
-    char **lines = simcse_read_lines(input, &n);
+    size_t *lens;
+    char **lines = simcse_read_lines(input, &n, &lens);
     if (!lines) simcse_fatal("encode: %s", simcse_last_error());
+    double out_bytes = (double)n * m.cfg.hidden * sizeof(float);
+    for (int i = 0; i < n; i++) out_bytes += (double)lens[i];
+    if (simcse_memory_check_inference(be, &m.cfg, batch, max_len, out_bytes, "encode") != 0)
+        simcse_fatal("encode: %s", simcse_last_error());
     simcse_encoder *enc = simcse_encoder_create(be, &m, batch, batch * max_len, 0);
     if (!enc) simcse_fatal("encode: %s", simcse_last_error());
     simcse_embedder em;
@@ -73,7 +79,7 @@ int simcse_cmd_encode(int argc, char **argv) {
         simcse_fatal("encode: %s", simcse_last_error());
     float *out = simcse_xmalloc((size_t)(n ? n : 1) * m.cfg.hidden * sizeof(float));
     double t0 = simcse_now_seconds();
-    if (simcse_embedder_embed(&em, (const char *const *)lines, n, out) != 0)
+    if (simcse_embedder_embed_lines(&em, (const char *const *)lines, lens, n, out) != 0)
         simcse_fatal("encode: %s", simcse_last_error());
     double dt = simcse_now_seconds() - t0;
     if (simcse_npy_write_f32(output, out, n, m.cfg.hidden) != 0) simcse_fatal("%s", simcse_last_error());
@@ -83,6 +89,7 @@ int simcse_cmd_encode(int argc, char **argv) {
     simcse_embedder_free(&em);
     simcse_encoder_free(enc);
     simcse_free_lines(lines, n);
+    free(lens);
     simcse_tokenizer_free(tok);
     simcse_model_free(&m);
     return 0;

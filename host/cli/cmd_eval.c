@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "simcse/cli.h"
+#include "simcse/data_dir.h"
 #include "simcse/common.h"
 #include "simcse/embedder.h"
 #include "simcse/eval.h"
+#include "simcse/memory_plan.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -74,6 +76,11 @@ int simcse_cmd_eval(int argc, char **argv) {
     if (!tok) simcse_fatal("%s", simcse_last_error());
     simcse_backend *be = simcse_backend_select(device, precision, 0);
     if (!be) simcse_fatal("eval: %s", simcse_last_error());
+    if (simcse_memory_check_inference(be, &m.cfg, batch, max_len,
+                                      simcse_memory_eval_results(m.cfg.hidden) +
+                                          2.0 * batch * m.cfg.hidden * sizeof(float),
+                                      "eval") != 0)
+        simcse_fatal("eval: %s", simcse_last_error());
     simcse_encoder *enc = simcse_encoder_create(be, &m, batch, batch * max_len, 0);
     if (!enc) simcse_fatal("eval: %s", simcse_last_error());
     simcse_embedder em;
@@ -88,6 +95,12 @@ int simcse_cmd_eval(int argc, char **argv) {
     for (int i = 0; i < res.n_tasks; i++)
         printf("%-8s %7d %10.2f\n", res.task[i].task, res.task[i].n_pairs, res.task[i].spearman);
     printf("%-8s %7s %10.2f\n", "avg", "", res.avg_spearman);
+    for (int i = 0; i < res.n_tasks; i++)
+        if (res.task[i].n_nonfinite)
+            fprintf(stderr,
+                    "simcse: warning: %s: %d of %d sentence embeddings are not finite (NaN or Inf: check the "
+                    "model's weights); their cosines count as 0, as SentEval scores them\n",
+                    res.task[i].task, res.task[i].n_nonfinite, 2 * res.task[i].n_pairs);
     if (stats) {
         simcse_embedding_stats es;
         if (simcse_eval_embedding_stats(data_dir, split, m.cfg.hidden, batch, simcse_embedder_embed, &em, &es) != 0)
@@ -95,6 +108,11 @@ int simcse_cmd_eval(int argc, char **argv) {
         printf("alignment %.4f (%d STS-B %s pairs scored > 4) | uniformity %.4f | anisotropy %.4f (%d sentences)\n",
                es.alignment, es.n_pos_pairs, simcse_split_name(split), es.uniformity, es.anisotropy,
                es.n_sentences);
+        if (es.n_nonfinite)
+            fprintf(stderr,
+                    "simcse: warning: %d of %d STS-B %s sentence embeddings are not finite (NaN or Inf: check the "
+                    "model's weights); alignment, uniformity and anisotropy are nan\n",
+                    es.n_nonfinite, es.n_sentences, simcse_split_name(split));
     }
     fprintf(stderr, "simcse: evaluated on %s in %.1f s (%lld sentences)\n", be->name, simcse_now_seconds() - t0,
             em.n_sentences);

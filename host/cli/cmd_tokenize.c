@@ -2,9 +2,9 @@
  *
  * A debugging and parity tool: the output is exactly what the trainer feeds
  * the model (template ids included, truncated to --max-len), one line of
- * space-separated ids per input line. Lines are read with getline, so a line
- * may hold any bytes (NUL, invalid UTF-8); a trailing \r is dropped so that
- * CRLF files give the same ids as LF files. */
+ * space-separated ids per input line. Lines follow the rule encode follows
+ * (simcse_read_sentence): a line may hold any bytes (NUL, invalid UTF-8); a
+ * trailing \r is dropped so that CRLF files give the same ids as LF files. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +58,11 @@ int simcse_cmd_tokenize(int argc, char **argv) {
     int32_t *ids = simcse_xmalloc((size_t)max_len * sizeof *ids);
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
+    long n;
     int rc = 0;
     long lineno = 0;
-    while ((n = getline(&line, &cap, stdin)) >= 0) {
+    while ((n = simcse_read_sentence(&line, &cap, stdin)) >= 0) {
         lineno++;
-        if (n > 0 && line[n - 1] == '\n') n--;
-        if (n > 0 && line[n - 1] == '\r') n--;
         int k = simcse_tokenizer_encode(t, line, (size_t)n, (int)max_len, ids);
         if (k < 0) {
             simcse_error_prefix("stdin line %ld", lineno);
@@ -73,6 +71,10 @@ int simcse_cmd_tokenize(int argc, char **argv) {
         }
         for (int j = 0; j < k; j++) printf(j ? " %d" : "%d", ids[j]);
         putchar('\n');
+    }
+    if (rc == 0 && ferror(stdin)) {
+        simcse_error("stdin: read failed after %ld lines", lineno);
+        rc = fail();
     }
     if (rc == 0 && fflush(stdout) != 0) {
         simcse_error("cannot write the output");

@@ -1,4 +1,6 @@
-/* Rank discovery and the NCCL id rendezvous (see include/simcse/launch.h). */
+/* Rank discovery and the NCCL id rendezvous (see include/simcse/launch.h): the
+ * policy of which method and which port lives here; the socket code is in
+ * rendezvous_tcp.c. */
 #include "simcse/launch.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "simcse/common.h"
+#include "simcse/rendezvous_tcp.h"
 
 static int env_int(const char *name, int *out) {
     const char *s = getenv(name);
@@ -27,6 +30,8 @@ int simcse_launch_env_read(simcse_launch_env *env) {
         const char *rank, *size, *local, *source;
     } vars[] = {
         {"SIMCSE_RANK", "SIMCSE_WORLD_SIZE", "SIMCSE_LOCAL_RANK", "simcse"},
+        /* before Slurm's: torchrun inside srun gives each worker its own RANK */
+        {"RANK", "WORLD_SIZE", "LOCAL_RANK", "torchrun"},
         {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "Open MPI"},
         {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "Slurm"},
         {"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "PMI"},
@@ -87,6 +92,56 @@ int simcse_nccl_rendezvous(const simcse_launch_env *env, const char *path, int t
                         path, env->rank, timeout_s);
 }
 
+static int env_positive(const char *name, int lo, int hi, int fallback, int *out) {
+    const char *s = getenv(name);
+    *out = fallback;
+    if (!s || !*s) return 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < lo || v > hi) return simcse_error("environment %s=%s: expected an integer in [%d, %d]", name, s, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+int simcse_rendezvous_plan_read(simcse_rendezvous_plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    const char *method = getenv("SIMCSE_RENDEZVOUS"), *addr = getenv("MASTER_ADDR"), *port = getenv("MASTER_PORT");
+    if (method && *method && strcmp(method, "tcp") && strcmp(method, "file") && strcmp(method, "auto"))
+        return simcse_error("environment SIMCSE_RENDEZVOUS=%s: expected tcp, file or auto", method);
+    int have_addr = addr && *addr, have_port = port && *port;
+    if (have_addr != have_port)
+        return simcse_error("environment: %s is set but %s is not", have_addr ? "MASTER_ADDR" : "MASTER_PORT",
+                            have_addr ? "MASTER_PORT" : "MASTER_ADDR");
+    plan->tcp = method && !strcmp(method, "tcp") ? 1 : method && !strcmp(method, "file") ? 0 : have_addr;
+    if (env_positive("SIMCSE_RENDEZVOUS_TIMEOUT", 1, 86400, 300, &plan->timeout_s) != 0) return -1;
+    if (!plan->tcp) return 0;
+    if (!have_addr) return simcse_error("SIMCSE_RENDEZVOUS=tcp needs MASTER_ADDR and MASTER_PORT");
+    if (env_positive("MASTER_PORT", 1, 65535, 0, &plan->port) != 0) return -1;
+    /* torchrun's agent already listens on MASTER_PORT (its own store, shared with
+     * its workers when TORCHELASTIC_USE_AGENT_STORE is True): take the next port. */
+    const char *agent = getenv("TORCHELASTIC_USE_AGENT_STORE");
+    if (agent && (!strcmp(agent, "True") || !strcmp(agent, "true") || !strcmp(agent, "1"))) {
+        if (plan->port == 65535) return simcse_error("environment MASTER_PORT=65535: no port above it for simcse");
+        plan->port++;
+    }
+    if (env_positive("SIMCSE_RENDEZVOUS_PORT", 1, 65535, plan->port, &plan->port) != 0) return -1;
+    snprintf(plan->addr, sizeof plan->addr, "%s", addr);
+    return 0;
+}
+
+int simcse_nccl_id_share(const simcse_launch_env *env, const simcse_rendezvous_plan *plan, const char *out_dir,
+                         unsigned char id[SIMCSE_NCCL_ID_BYTES]) {
+    if (!plan->tcp) {
+        char *path = simcse_nccl_id_path(out_dir);
+        int rc = simcse_nccl_rendezvous(env, path, plan->timeout_s, id);
+        free(path);
+        return rc;
+    }
+    if (env->rank == 0 && simcse_nccl_unique_id(id) != 0) return -1;
+    return simcse_tcp_rendezvous(plan->addr, plan->port, env->rank, env->world, plan->timeout_s * 1000, id,
+                                 SIMCSE_NCCL_ID_BYTES);
+}
+
 int simcse_launch_local(int n) {
     char job[32];
     snprintf(job, sizeof job, "local-%ld", (long)getpid());
@@ -103,6 +158,9 @@ int simcse_launch_local(int n) {
             snprintf(v, sizeof v, "%d", n);
             setenv("SIMCSE_WORLD_SIZE", v, 1);
             setenv("SIMCSE_JOB_ID", job, 1);
+            /* one node: the id file in the output directory; a MASTER_PORT left in
+             * the environment belongs to some other job */
+            setenv("SIMCSE_RENDEZVOUS", "file", 0);
             free(pids);
             return 1;
         }

@@ -13,6 +13,7 @@ static const struct {
     {"eval", simcse_cmd_eval, "STS evaluation (Spearman x 100), alignment, uniformity, anisotropy"},
     {"encode", simcse_cmd_encode, "sentence embeddings to a .npy file"},
     {"tokenize", simcse_cmd_tokenize, "token ids of sentences read from stdin"},
+    {"plot", simcse_cmd_plot, "the picture of a training run (loss, dev scores, alignment-uniformity plane)"},
 };
 
 static void usage(FILE *f) {

@@ -138,9 +138,21 @@ int simcse_eval_embedding_stats(const char *data_dir, simcse_split split, int di
         }
         out->n_pos_pairs = npos;
         out->n_sentences = u;
-        out->alignment = simcse_alignment(X, Y, npos, dim);
-        out->uniformity = simcse_uniformity(E, u, dim);
-        out->anisotropy = simcse_anisotropy(E, u, dim, SIMCSE_ANISOTROPY_PAIRS, SIMCSE_ANISOTROPY_SEED);
+        for (int i = 0; i < u; i++) {
+            const float *r = E + (size_t)i * dim;
+            int ok = 1;
+            for (int c = 0; c < dim && ok; c++) ok = isfinite(r[c]);
+            out->n_nonfinite += !ok;
+        }
+        if (out->n_nonfinite) {
+            /* the cosine maps NaN to 0 (SentEval's rule for scores), which would make a
+             * broken model look perfectly isotropic: a figure of NaN says what it is */
+            out->alignment = out->uniformity = out->anisotropy = NAN;
+        } else {
+            out->alignment = simcse_alignment(X, Y, npos, dim);
+            out->uniformity = simcse_uniformity(E, u, dim);
+            out->anisotropy = simcse_anisotropy(E, u, dim, SIMCSE_ANISOTROPY_PAIRS, SIMCSE_ANISOTROPY_SEED);
+        }
         free(X);
         free(Y);
     }

@@ -355,6 +355,13 @@ void simcse_sts_data_free(simcse_sts_data *d) {
 
 /* ---- evaluation ---- */
 
+/* 1 when every value of rows [n, dim] is finite. */
+static int rows_finite(const float *x, int n, int dim) {
+    for (size_t i = 0; i < (size_t)n * (size_t)dim; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
 int simcse_eval_sts_data(const simcse_sts_data *d, int dim, int batch_size, simcse_embed_fn embed, void *ctx,
                          simcse_task_score *out) {
     if (dim < 1 || batch_size < 1 || !embed)
@@ -376,8 +383,10 @@ int simcse_eval_sts_data(const simcse_sts_data *d, int dim, int batch_size, simc
                                      i + m - 1);
             break;
         }
-        for (int k = 0; k < m; k++)
+        for (int k = 0; k < m; k++) {
             sys[i + k] = simcse_cosine(e1 + (size_t)k * dim, e2 + (size_t)k * dim, dim);
+            out->n_nonfinite += !rows_finite(e1 + (size_t)k * dim, 1, dim) + !rows_finite(e2 + (size_t)k * dim, 1, dim);
+        }
     }
     if (rc == 0) {
         out->spearman = 100.0 * simcse_spearman(sys, d->gold, d->n);
@@ -393,7 +402,7 @@ int simcse_eval_sts(const char *data_dir, const char *tasks, simcse_split split,
                     simcse_embed_fn embed, void *ctx, simcse_eval_result *out) {
     memset(out, 0, sizeof *out);
     out->split = split;
-    if (!tasks) return simcse_error("eval: no task list");
+    if (!tasks) return simcse_error("task list: none given");
     const char *names[SIMCSE_EVAL_MAX_TASKS];
     int n = 0;
     char *copy = simcse_xstrdup(tasks), *save = NULL;
@@ -409,7 +418,7 @@ int simcse_eval_sts(const char *data_dir, const char *tasks, simcse_split split,
             const char *const *list = split == SIMCSE_SPLIT_TEST ? test_all : dev_all;
             int m = split == SIMCSE_SPLIT_TEST ? 7 : 2;
             for (int k = 0; k < m && rc == 0; k++) {
-                if (n == SIMCSE_EVAL_MAX_TASKS) rc = simcse_error("eval: more than %d tasks", SIMCSE_EVAL_MAX_TASKS);
+                if (n == SIMCSE_EVAL_MAX_TASKS) rc = simcse_error("task list: more than %d tasks", SIMCSE_EVAL_MAX_TASKS);
                 else
                     names[n++] = list[k];
             }
@@ -417,15 +426,15 @@ int simcse_eval_sts(const char *data_dir, const char *tasks, simcse_split split,
         }
         const char *c = canonical_task(tok);
         if (!c)
-            rc = simcse_error("eval: unknown task '%s' (expected stsb, sickr, sts12..sts16 or all)", tok);
+            rc = simcse_error("task list: unknown task '%s' (expected stsb, sickr, sts12..sts16 or all)", tok);
         else if (n == SIMCSE_EVAL_MAX_TASKS)
-            rc = simcse_error("eval: more than %d tasks", SIMCSE_EVAL_MAX_TASKS);
+            rc = simcse_error("task list: more than %d tasks", SIMCSE_EVAL_MAX_TASKS);
         else
             names[n++] = c;
     }
     free(copy);
     if (rc) return -1;
-    if (n == 0) return simcse_error("eval: empty task list '%s'", tasks);
+    if (n == 0) return simcse_error("task list: '%s' names no task", tasks);
     double sum = 0;
     for (int t = 0; t < n; t++) {
         simcse_sts_data d;

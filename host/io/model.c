@@ -1,4 +1,4 @@
-/* The parameter table, random init, and loading / saving Hugging Face model
+/* The parameter table, random init, the pooler names, and loading / saving Hugging Face model
  * directories. See include/simcse/model.h.
  *
  * Design: the table is built in one fixed order (embeddings, layers, MLP head)
@@ -278,3 +278,18 @@ int simcse_model_save_dir(const simcse_model *m, const char *dir, int with_poole
     free(st);
     return rc;
 }
+
+/* The pooler names of include/simcse/model.h, as the CLI, the configs and the export spell them. */
+static const char *pooler_names[] = {"cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2"};
+
+int simcse_pooler_parse(const char *name, simcse_pooler *out) {
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(name, pooler_names[i])) {
+            *out = (simcse_pooler)i;
+            return 0;
+        }
+    return simcse_error("unknown pooler '%s' (expected cls, cls_before_pooler, avg, avg_first_last or avg_top2)",
+                        name);
+}
+
+const char *simcse_pooler_name(simcse_pooler p) { return pooler_names[p]; }

@@ -165,6 +165,39 @@ static int parse_entry(const char *label, const cJSON *e, simcse_st_tensor *t, c
     return 0;
 }
 
+static int cmp_by_offset(const void *a, const void *b) {
+    const simcse_st_tensor *x = *(const simcse_st_tensor *const *)a, *y = *(const simcse_st_tensor *const *)b;
+    if (x->data != y->data) return x->data < y->data ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
+}
+
+/* No two tensors share bytes, as the safetensors library requires (SafeTensors::validate):
+ * a write through one would change the other, and two names would silently read the same
+ * weights. The library also refuses gaps between tensors and bytes after the last one;
+ * those are accepted here (no tensor reads them), which keeps a header with one entry
+ * removed readable far enough to say which tensor is missing. */
+static int check_overlap(const char *label, const simcse_st_file *f, const uint8_t *data) {
+    const int n = f->n_tensors;
+    const simcse_st_tensor **by = simcse_xmalloc((size_t)(n ? n : 1) * sizeof *by);
+    for (int i = 0; i < n; i++) by[i] = &f->tensors[i];
+    qsort(by, (size_t)n, sizeof *by, cmp_by_offset);
+    size_t at = 0; /* the furthest end so far, and whose it is */
+    const simcse_st_tensor *owner = NULL;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        size_t begin = (size_t)(by[i]->data - data), end = begin + by[i]->nbytes;
+        if (begin < at && end > begin)
+            rc = simcse_error("%s: tensor '%s': data_offsets [%zu, %zu] overlap tensor '%s', which ends at %zu",
+                              label, by[i]->name, begin, end, owner->name, at);
+        if (end > at) {
+            at = end;
+            owner = by[i];
+        }
+    }
+    free(by);
+    return rc;
+}
+
 int simcse_st_parse(const void *buf, size_t len, const char *label, simcse_st_file **out) {
     *out = NULL;
     const uint8_t *b = buf;
@@ -237,6 +270,10 @@ int simcse_st_parse(const void *buf, size_t len, const char *label, simcse_st_fi
             return -1;
         }
     /* qsort moved the structs; the file back-pointers stay valid, names too. */
+    if (check_overlap(label, f, data) != 0) {
+        simcse_st_close(f);
+        return -1;
+    }
     *out = f;
     return 0;
 }

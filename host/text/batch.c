@@ -221,14 +221,14 @@ int simcse_pack_ids(const int32_t *const *ids, const int *lens, int B, int n_vie
     return 0;
 }
 
-int simcse_pack_sentences(const simcse_tokenizer *tok, const char *const *sents, int n, int pos_offset,
-                          simcse_token_batch *out) {
+int simcse_pack_sentences(const simcse_tokenizer *tok, const char *const *sents, const size_t *lens, int n,
+                          int pos_offset, simcse_token_batch *out) {
     if (pos_offset < 0) return simcse_error("pack: negative position offset %d", pos_offset);
     if (n > out->max_seq)
         return simcse_error("pack: %d sentences exceed the batch capacity of %d sequences", n, out->max_seq);
     begin(out, n, 1);
     for (int b = 0; b < n; b++)
-        if (encode_seq(tok, sents[b], strlen(sents[b]), pos_offset, out) != 0)
+        if (encode_seq(tok, sents[b], lens ? lens[b] : strlen(sents[b]), pos_offset, out) != 0)
             return simcse_error_prefix("pack: sentence %d", b);
     return 0;
 }

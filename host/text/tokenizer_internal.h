@@ -3,6 +3,14 @@
  * The tokenizer mirrors the stages of Hugging Face `tokenizers` so that each
  * stage can be checked against it on its own:
  *   split on added tokens -> normalizer -> pre-tokenizer -> model -> template.
+ * One file per stage, each using only the ones after it:
+ *   tokenizer_encode.c     added-token split, driving the stages, template, batches
+ *   tokenizer_normalize.c  BertNormalizer, Unicode predicates
+ *   tokenizer_pretok.c     BertPreTokenizer, ByteLevel; hands each piece to the model
+ *   tokenizer_wordpiece.c, tokenizer_bpe.c   the two models
+ * under them the object (tokenizer.c) and the containers and UTF-8 (tokenizer_util.c);
+ * over them the loaders (tokenizer_load.c: tokenizer.json and tok_finish;
+ * tokenizer_files.c: vocab.txt, vocab.json + merges.txt).
  * Stages are independent (any pre-tokenizer with any model), like in HF, but
  * only the kinds BERT and RoBERTa/GPT-2 need are implemented.
  *
@@ -121,8 +129,9 @@ void tok_add_token(simcse_tokenizer *t, const char *content, int32_t id, int sin
                    int normalized);
 /* Adds a vocabulary entry (token -> id), growing id_to_token. */
 void tok_vocab_add(simcse_tokenizer *t, const char *token, size_t n, int32_t id);
-/* Validates the assembled tokenizer (non-empty vocab, unk present, regex compiled...).
- * Returns 0 or -1 + error (not prefixed with the file name). */
+/* Validates the assembled tokenizer (non-empty vocab, unk present, regex compiled...)
+ * and finishes it (tokenizer_load.c). Returns 0 or -1 + error (not prefixed with the
+ * file name). */
 int tok_finish(simcse_tokenizer *t);
 
 /* ---- loading helpers shared by tokenizer_load.c and tokenizer_files.c ---- */
@@ -158,7 +167,7 @@ int tok_model_piece(const simcse_tokenizer *t, const char *w, size_t n, tok_ids 
 int tok_wordpiece_word(const simcse_tokenizer *t, const char *w, size_t n, tok_ids *out);
 int tok_bpe_word(const simcse_tokenizer *t, const char *w, size_t n, tok_ids *out);
 
-/* Unicode predicates the way Rust / HF define them (see tokenizer_wordpiece.c). */
+/* Unicode predicates the way Rust / HF define them (see tokenizer_normalize.c). */
 int tok_is_whitespace(int32_t cp);
 int tok_is_bert_punct(int32_t cp);
 int tok_is_word_category(int32_t cp);

@@ -8,13 +8,43 @@
  * - Every error names the file and the problem; the reader functions report
  *   the problem and the public entry points prefix the file name.
  * - Ids are capped (TOK_MAX_ID) so a hostile file cannot make id_to_token
- *   allocate gigabytes. */
+ *   allocate gigabytes.
+ * - tok_finish(), which every loader ends with, lives here: it calls into the
+ *   stages, which the tokenizer object itself (tokenizer.c) never does. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/text/tokenizer_internal.h"
 #include "simcse/common.h"
+
+/* The last step of every loader (here and in tokenizer_files.c): sets up the
+ * pre-tokenizer's tables, normalizes the normalized added tokens and picks the
+ * padding id. */
+int tok_finish(simcse_tokenizer *t) {
+    if (!t->vocab.count) return simcse_error("empty vocabulary");
+    if (t->pre_tokenizer == TOK_PRE_BYTELEVEL && tok_bytelevel_init(t) < 0) return -1;
+    if (t->model == TOK_MODEL_WORDPIECE && t->unk_id < 0) return simcse_error("WordPiece model without an unk token");
+    /* Normalized added tokens are matched in normalized text, so they are
+     * normalized once here, as HF does when it builds its matcher. */
+    for (int i = 0; i < t->n_added; i++) {
+        tok_added *a = &t->added[i];
+        if (a->normalized && t->has_bert_normalizer) {
+            tok_str norm = {0};
+            tok_bert_normalize(t, a->content, a->len, &norm);
+            free(a->content);
+            a->content = norm.s ? norm.s : simcse_xstrdup("");
+            a->len = norm.n;
+        }
+        if (a->len) t->added_first[(uint8_t)a->content[0]] = 1;
+    }
+    if (t->pad_id < 0) {
+        int32_t p = tok_map_get(&t->vocab, "[PAD]", 5);
+        if (p < 0) p = tok_map_get(&t->vocab, "<pad>", 5);
+        t->pad_id = p < 0 ? 0 : p;
+    }
+    return 0;
+}
 
 simcse_tokenizer *tok_load_fail(simcse_tokenizer *t, const char *name) {
     simcse_error_prefix("%s", name);

@@ -10,6 +10,8 @@
 int simcse_embedder_init(simcse_embedder *em, const simcse_tokenizer *tok, simcse_encoder *enc,
                          const simcse_model *m, simcse_pooler pooler, int apply_mlp, int max_len, int batch_size) {
     memset(em, 0, sizeof *em);
+    /* an id past the table would read outside it: refuse the pair before any forward */
+    if (simcse_tokenizer_check_ids(tok, m->cfg.vocab_size) != 0) return -1;
     if (apply_mlp && !m->has_mlp_weights)
         fprintf(stderr, "simcse: warning: the model has no pooler.dense weights; the cls pooler's MLP head is "
                         "randomly initialised (use cls_before_pooler for the raw [CLS] vector)\n");
@@ -27,11 +29,15 @@ int simcse_embedder_init(simcse_embedder *em, const simcse_tokenizer *tok, simcs
 void simcse_embedder_free(simcse_embedder *em) { simcse_token_batch_free(&em->tb); }
 
 int simcse_embedder_embed(void *ctx, const char *const *sents, int n, float *out) {
-    simcse_embedder *em = ctx;
+    return simcse_embedder_embed_lines(ctx, sents, NULL, n, out);
+}
+
+int simcse_embedder_embed_lines(simcse_embedder *em, const char *const *sents, const size_t *lens, int n, float *out) {
     simcse_encoder_set_dropout(em->enc, 0, 0, 0);
     for (int i = 0; i < n; i += em->batch_size) {
         int k = n - i < em->batch_size ? n - i : em->batch_size;
-        if (simcse_pack_sentences(em->tok, sents + i, k, em->pos_offset, &em->tb) != 0) return -1;
+        if (simcse_pack_sentences(em->tok, sents + i, lens ? lens + i : NULL, k, em->pos_offset, &em->tb) != 0)
+            return -1;
         simcse_packed p = {.n_seq = em->tb.n_seq, .T = em->tb.T, .ids = em->tb.ids, .pos_ids = em->tb.pos_ids,
                            .type_ids = NULL, .offsets = em->tb.offsets};
         if (simcse_encoder_forward(em->enc, &p, em->pooler, em->apply_mlp) != 0) return -1;
@@ -40,20 +46,4 @@ int simcse_embedder_embed(void *ctx, const char *const *sents, int n, float *out
         em->n_tokens += em->tb.T;
     }
     return 0;
-}
-
-simcse_backend *simcse_backend_select(const char *device, const char *precision, int gpu) {
-    int bf16 = precision && !strcmp(precision, "bf16");
-    if (precision && !bf16 && strcmp(precision, "fp32")) {
-        simcse_error("--precision: expected fp32 or bf16, got '%s'", precision);
-        return NULL;
-    }
-    if (!strcmp(device, "cuda")) return simcse_backend_cuda(gpu, bf16);
-    if (!strcmp(device, "auto")) {
-        if (simcse_cuda_available()) return simcse_backend_cuda(gpu, bf16);
-    } else if (strcmp(device, "cpu")) {
-        simcse_error("--device: expected cpu, cuda or auto, got '%s'", device);
-        return NULL;
-    }
-    return simcse_backend_cpu();
 }

@@ -65,20 +65,6 @@ struct simcse_encoder {
     uint32_t step;
 };
 
-static const char *pooler_names[] = {"cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2"};
-
-int simcse_pooler_parse(const char *name, simcse_pooler *out) {
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(name, pooler_names[i])) {
-            *out = (simcse_pooler)i;
-            return 0;
-        }
-    return simcse_error("unknown pooler '%s' (expected cls, cls_before_pooler, avg, avg_first_last or avg_top2)",
-                        name);
-}
-
-const char *simcse_pooler_name(simcse_pooler p) { return pooler_names[p]; }
-
 static void *balloc(simcse_encoder *e, size_t bytes, int *failed) {
     if (*failed) return NULL;
     void *p = e->be->alloc(e->be, bytes ? bytes : 4);
@@ -124,6 +110,22 @@ static void grads_ready(simcse_encoder *e, int bucket) {
 void simcse_encoder_set_grads_ready(simcse_encoder *e, simcse_grads_ready_fn fn, void *ctx) {
     e->ready = fn;
     e->ready_ctx = ctx;
+}
+
+/* What simcse_encoder_create below allocates, buffer for buffer (keep the two in step:
+ * tests/test_run_guards.c compares this with the CPU backend's own count). */
+void simcse_encoder_bytes(const simcse_config *c, size_t n_params, double max_seqs, double max_tokens, int with_grads,
+                          double *weights, double *acts) {
+    const double T = max_tokens, S = max_seqs, H = c->hidden, I = c->intermediate, NH = c->heads, f = sizeof(float);
+    const double L = c->layers;
+    *weights = (double)n_params * f * (with_grads ? 2 : 1);
+    double a = 4 * T * 4 + (S + 1) * 4;                   /* ids, pos_ids, type_ids, row_ids; offsets */
+    a += (2 * T * H + 2 * T) * f;                         /* emb_sum, emb_out; emb_mean, emb_rstd */
+    const double layer = (7 * T * H + T * NH + 4 * T + 2 * T * I) * f; /* q k v ctx ao h1 fc2, lse, stats, fc1 act */
+    a += (with_grads ? L : 1) * layer + L * T * H * f;   /* inference shares one layer's buffers; outputs per layer */
+    a += 3 * S * H * f;                                   /* pooled, mlp_pre, out */
+    if (with_grads) a += (6 * T * H + T * I + 2 * S * H) * f; /* dh dh2 dtmp dq dk dv, dI, dpooled dmlp */
+    *acts = a;
 }
 
 simcse_encoder *simcse_encoder_create(simcse_backend *be, const simcse_model *m, int max_seqs, int max_tokens,

@@ -25,6 +25,12 @@ static void reduce_bucket(void *ctx, float *grads, size_t n) {
     if (!s->reduce_failed && s->comm->all_reduce_sum_start(s->comm, grads, n) != 0) s->reduce_failed = 1;
 }
 
+double simcse_step_bytes(int hidden, int max_B, int views, int ranks, int with_comm) {
+    const double zb = (double)views * max_B * hidden * sizeof(float);
+    const double cb = (double)(views - 1) * ranks * max_B * hidden * sizeof(float);
+    return 3 * zb + (with_comm ? 2 * cb : 0); /* z, dz, dchunk; cand, dcand */
+}
+
 simcse_step *simcse_step_create(simcse_encoder *e, const simcse_loss_config *lc, simcse_comm *comm, int max_B,
                                 int views) {
     simcse_step *s = simcse_xcalloc(1, sizeof *s);

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simcse/cli.h"
+#include "simcse/data_dir.h"
 #include "simcse/common.h"
 
 typedef enum { K_STR, K_INT, K_I64, K_F64, K_BOOL } key_type;
@@ -44,7 +44,7 @@ static const key_def keys[] = {
     {"batch_size", I(batch_size, 2, 1 << 20), "sentences (or pairs/triplets) per step"},
     {"learning_rate", F(learning_rate, 0, 1), "peak learning rate"},
     {"num_epochs", I(num_epochs, 1, 100000), "passes over the training data"},
-    {"max_steps", L(max_steps, -1, 1e15), "stop after this many steps (-1: epochs decide)"},
+    {"max_steps", L(max_steps, -1, 1e15), "stop after this many steps (-1: epochs decide; 0 is an error)"},
     {"temperature", F(temperature, 1e-4, 100), "softmax temperature of the contrastive loss"},
     {"mlp_only_train", B(mlp_only_train), "use the MLP head in training only (cls_before_pooler at evaluation)"},
     {"hard_negative_weight", F(hard_negative_weight, -100, 100), "added to each anchor's own hard-negative logit"},
@@ -200,6 +200,11 @@ int simcse_train_config_validate(const simcse_train_config *c) {
     if (!c->model[0] && !c->tokenizer[0])
         return simcse_error("config: key 'tokenizer': required when the model is randomly initialised");
     if (!c->train_file[0]) return simcse_error("config: key 'train_file' is required");
+    /* 0 is refused rather than read as "no limit" (the Hugging Face Trainer's reading)
+     * or as "no steps" (a run that exports an untrained model): -1 says "epochs decide" */
+    if (c->max_steps == 0)
+        return simcse_error("config: key 'max_steps': 0 would train nothing; give a positive number of steps, or -1 "
+                            "to let num_epochs decide");
     return 0;
 }
 
@@ -219,6 +224,57 @@ char *simcse_train_config_to_json(const simcse_train_config *c) {
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     return s;
+}
+
+/* Keys that decide when things are logged, evaluated or saved, never what a
+ * step computes: the only ones a resumed run may change. */
+static const char *const run_only_keys[] = {"logging_steps", "eval_steps", "save_steps"};
+const char *const simcse_train_config_resume_free = "logging_steps, eval_steps, save_steps";
+
+static void format_value(const key_def *k, const simcse_train_config *c, char *buf, size_t cap) {
+    const char *p = (const char *)c + k->off;
+    switch (k->type) {
+    case K_STR: snprintf(buf, cap, "\"%s\"", p); break;
+    case K_INT: snprintf(buf, cap, "%d", *(const int *)p); break;
+    case K_I64: snprintf(buf, cap, "%lld", (long long)*(const int64_t *)p); break;
+    case K_F64: snprintf(buf, cap, "%.17g", *(const double *)p); break;
+    case K_BOOL: snprintf(buf, cap, "%s", *(const int *)p ? "true" : "false"); break;
+    }
+}
+
+static int same_value(const key_def *k, const simcse_train_config *a, const simcse_train_config *b) {
+    const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+    switch (k->type) {
+    case K_STR: return strcmp(pa, pb) == 0;
+    case K_INT:
+    case K_BOOL: return *(const int *)pa == *(const int *)pb;
+    case K_I64: return *(const int64_t *)pa == *(const int64_t *)pb;
+    case K_F64: return *(const double *)pa == *(const double *)pb; /* saved with 17 digits: exact */
+    }
+    return 0;
+}
+
+int simcse_train_config_diff(const simcse_train_config *saved, const simcse_train_config *now, char *out,
+                             size_t cap) {
+    int n = 0;
+    size_t len = 0;
+    if (cap) out[0] = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_def *k = &keys[i];
+        int free_key = 0;
+        for (size_t j = 0; j < sizeof run_only_keys / sizeof run_only_keys[0]; j++)
+            free_key |= !strcmp(k->name, run_only_keys[j]);
+        if (free_key || same_value(k, saved, now)) continue;
+        char a[160], b[160];
+        format_value(k, saved, a, sizeof a);
+        format_value(k, now, b, sizeof b);
+        if (len < cap) {
+            int w = snprintf(out + len, cap - len, "%s%s (checkpoint %s, now %s)", n ? ", " : "", k->name, a, b);
+            len = w < 0 ? cap : len + (size_t)w;
+        }
+        n++;
+    }
+    return n;
 }
 
 void simcse_train_config_print_keys(void *file) {

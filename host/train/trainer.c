@@ -1,13 +1,19 @@
-/* The training loop, top to bottom: set up (model, tokenizer, data, backend,
- * encoder, optimizer; or all of it from a checkpoint), evaluate once, then
+/* The training loop, top to bottom: set up (the model's shape, tokenizer, data,
+ * backend, the memory budget, then the model's weights, encoder, optimizer; or all of
+ * it from a checkpoint), evaluate once, then
  * step: next indices -> text -> packed ids -> contrastive forward/backward ->
  * AdamW; log, evaluate, checkpoint; export the best model.
  *
  * Everything a step depends on is a function of (config, step, data position):
  * the data order comes from (seed, epoch), dropout masks from (seed, step), so
- * a resumed run replays exactly what an uninterrupted run would have done. */
+ * a resumed run replays exactly what an uninterrupted run would have done, as
+ * long as nothing that enters a step changed (checked: config, ranks, backend).
+ * A fresh run checkpoints step 0 before anything else, and metrics.jsonl is
+ * flushed before each checkpoint and cut back to it on resume, so a run killed
+ * at any moment resumes, and logs each step once. */
 #include "simcse/trainer.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +21,7 @@
 #include <unistd.h>
 
 #include "simcse/checkpoint.h"
-#include "simcse/cli.h"
+#include "simcse/data_dir.h"
 #include "simcse/common.h"
 #include "simcse/data.h"
 #include "simcse/embedder.h"
@@ -23,9 +29,11 @@
 #include "simcse/eval.h"
 #include "simcse/export.h"
 #include "simcse/loss.h"
+#include "simcse/memory_plan.h"
 #include "simcse/model.h"
 #include "simcse/optimizer.h"
 #include "simcse/rng.h"
+#include "simcse/run_dir.h"
 #include "simcse/tokenizer.h"
 
 /* Philox subsequence of the MLP head's initialisation (apart from the model's). */
@@ -54,6 +62,7 @@ typedef struct {
     simcse_loss_config loss_cfg;
     simcse_pooler eval_pooler;
     int eval_mlp, n_fields, views;
+    double eval_alignment, eval_uniformity; /* of the latest evaluation (NaN before the first) */
     int64_t total_steps;
     simcse_train_state st;
     FILE *metrics;
@@ -92,18 +101,39 @@ static int setup_model(trainer *t) {
     return 0;
 }
 
+/* A JSON number, or null where there is none (JSON has no NaN). */
+static void json_number(FILE *f, const char *key, double v, int decimals) {
+    if (isfinite(v)) fprintf(f, ", \"%s\": %.*f", key, decimals, v);
+    else fprintf(f, ", \"%s\": null", key);
+}
+
+/* The dev tasks' Spearman, and alignment / uniformity / anisotropy on STS-B dev
+ * (the paper's Figure 2 follows the first two through training), exactly as
+ * `simcse eval` computes them. */
 static int evaluate(trainer *t, double *score) {
     simcse_eval_result res;
+    simcse_embedding_stats es;
     double t0 = simcse_now_seconds();
     if (simcse_eval_sts(t->data_dir, t->cfg->eval_tasks, SIMCSE_SPLIT_DEV, t->model.cfg.hidden,
                         t->embedder.batch_size, simcse_embedder_embed, &t->embedder, &res) != 0)
         return -1;
+    if (simcse_eval_embedding_stats(t->data_dir, SIMCSE_SPLIT_DEV, t->model.cfg.hidden, t->embedder.batch_size,
+                                    simcse_embedder_embed, &t->embedder, &es) != 0)
+        return -1;
     *score = res.avg_spearman;
+    t->eval_alignment = es.alignment;
+    t->eval_uniformity = es.uniformity;
     if (t->metrics) {
-        fprintf(t->metrics, "{\"step\": %lld, \"eval_dev_avg_spearman\": %.4f", (long long)t->st.step,
-                res.avg_spearman);
-        for (int i = 0; i < res.n_tasks; i++)
-            fprintf(t->metrics, ", \"eval_%s_dev_spearman\": %.4f", res.task[i].task, res.task[i].spearman);
+        fprintf(t->metrics, "{\"step\": %lld", (long long)t->st.step);
+        json_number(t->metrics, "eval_dev_avg_spearman", res.avg_spearman, 4);
+        for (int i = 0; i < res.n_tasks; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "eval_%s_dev_spearman", res.task[i].task);
+            json_number(t->metrics, key, res.task[i].spearman, 4);
+        }
+        json_number(t->metrics, "eval_stsb_dev_alignment", es.alignment, 6);
+        json_number(t->metrics, "eval_stsb_dev_uniformity", es.uniformity, 6);
+        json_number(t->metrics, "eval_stsb_dev_anisotropy", es.anisotropy, 6);
         fprintf(t->metrics, ", \"eval_seconds\": %.2f}\n", simcse_now_seconds() - t0);
         fflush(t->metrics);
     }
@@ -118,6 +148,9 @@ static int export_best(trainer *t) {
 }
 
 static int save_checkpoint(trainer *t) {
+    /* the records up to this step reach the disk before the checkpoint claims the step */
+    if (t->metrics && (fflush(t->metrics) != 0 || fsync(fileno(t->metrics)) != 0))
+        return simcse_error("%s/metrics.jsonl: write failed", t->opt->output_dir);
     simcse_encoder_download(t->enc, &t->model);
     size_t bytes = t->model.n_floats * sizeof(float);
     float *m = simcse_xmalloc(bytes), *v = simcse_xmalloc(bytes);
@@ -150,27 +183,97 @@ static int restore_checkpoint(trainer *t) {
     return rc;
 }
 
+/* A resumed run must compute what the uninterrupted one would have: every key
+ * but the logging, evaluation and save intervals, the number of ranks and the
+ * backend must be the checkpoint's. All differences are listed at once. */
+static int check_resume(trainer *t, const simcse_train_config *saved) {
+    char diff[640], more[160] = "";
+    int n = simcse_train_config_diff(saved, t->cfg, diff, sizeof diff);
+    size_t k = 0;
+    if (t->st.world_size > 0 && t->st.world_size != t->world) {
+        k += (size_t)snprintf(more + k, sizeof more - k, "%sranks (checkpoint %d, now %d)", n ? ", " : "",
+                              t->st.world_size, t->world);
+        n++;
+    }
+    if (t->st.backend[0] && strcmp(t->st.backend, t->be->name) != 0 && k < sizeof more) {
+        snprintf(more + k, sizeof more - k, "%sbackend (checkpoint %s, now %s)", n ? ", " : "", t->st.backend,
+                 t->be->name);
+        n++;
+    }
+    if (n == 0) return 0;
+    return simcse_error("%s/checkpoint: a resumed run must compute what the first one did, but %d setting%s "
+                        "differ%s: %s%s (only %s and --quiet may change on --resume)",
+                        t->opt->output_dir, n, n == 1 ? "" : "s", n == 1 ? "s" : "", diff, more,
+                        simcse_train_config_resume_free);
+}
+
 static void progress(trainer *t, double loss, double lr, double norm, double sps, double elapsed, int force) {
     int tty = isatty(2);
     if (t->opt->quiet || !t->leader || (!tty && !force)) return;
     int64_t done = t->st.step, left = t->total_steps - done;
     double eta = sps > 0 ? (double)left * t->cfg->batch_size / sps : 0;
-    fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
-            tty ? "\r\033[K" : "", (long long)done, (long long)t->total_steps, loss, lr, norm, sps, elapsed, eta,
-            tty ? "" : "\n");
+    char stats[64] = "";
+    if (isfinite(t->eval_alignment) || isfinite(t->eval_uniformity))
+        snprintf(stats, sizeof stats, " | align %.3f unif %.3f", t->eval_alignment, t->eval_uniformity);
+    fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f%s | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
+            tty ? "\r\033[K" : "", (long long)done, (long long)t->total_steps, loss, lr, norm, stats, sps, elapsed,
+            eta, tty ? "" : "\n");
     if (tty && force) fputc('\n', stderr);
+}
+
+/* The whole run's memory against the machine's, before the model is allocated. When it
+ * does not fit, the advice is the largest gradient-caching chunk that does (the gradient
+ * stays the whole batch's), else what else to shrink. */
+static int check_memory(trainer *t, const simcse_config *mc) {
+    const simcse_train_config *c = t->cfg;
+    simcse_memory_avail a;
+    simcse_memory_available(t->be, &a);
+    const int cuda = !a.shared, copies = t->comm && !strcmp(t->comm->name, "threads") ? t->world : 1;
+    const int64_t n_ex = simcse_dataset_size(t->data);
+    simcse_memory_need need =
+        simcse_memory_for_training(mc, c, t->views, t->chunk, t->world, n_ex, t->opt->resume, cuda);
+    if (simcse_memory_fits(&need, copies, &a)) return 0;
+    int lo = 1, hi = t->chunk - 1, best = 0;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        simcse_memory_need m = simcse_memory_for_training(mc, c, t->views, mid, t->world, n_ex, t->opt->resume, cuda);
+        if (simcse_memory_fits(&m, copies, &a)) best = mid, lo = mid + 1;
+        else hi = mid - 1;
+    }
+    char advice[256];
+    if (best > 0) {
+        snprintf(advice, sizeof advice,
+                 "set grad_cache_chunk=%d (the largest chunk that fits; the gradient stays the whole batch's) or "
+                 "lower batch_size",
+                 best);
+    } else {
+        simcse_train_config small = *c;
+        small.eval_batch_size = 1;
+        small.batch_size = 2;
+        simcse_memory_need m = simcse_memory_for_training(mc, &small, t->views, 1, t->world, n_ex, t->opt->resume, cuda);
+        snprintf(advice, sizeof advice, "%s",
+                 simcse_memory_fits(&m, copies, &a)
+                     ? "lower batch_size and eval_batch_size, or set grad_cache_chunk"
+                     : "even one example at a time does not fit: the model is too large for this machine (fewer or "
+                       "narrower layers, a shorter max_seq_len, or more memory)");
+    }
+    return simcse_memory_refuse(&need, copies, &a, "training", advice);
 }
 
 static int setup(trainer *t) {
     const simcse_train_config *c = t->cfg;
     snprintf(t->data_dir, sizeof t->data_dir, "%s", c->data_dir[0] ? c->data_dir : simcse_data_dir());
-    if (setup_model(t) != 0) return -1;
+    /* The model's shape first, its weights last: the tokenizer, the data and the memory
+     * budget are checked against the shape before anything large is allocated. */
+    simcse_config mc;
+    char *mc_path = c->model[0] ? simcse_path_join(c->model, "config.json") : simcse_xstrdup(c->model_config);
+    int rc = simcse_config_load(mc_path, &mc);
+    free(mc_path);
+    if (rc != 0) return -1;
     t->tok_dir = c->tokenizer[0] ? c->tokenizer : c->model;
     t->tok = simcse_tokenizer_load(t->tok_dir);
     if (!t->tok) return -1;
-    if (simcse_tokenizer_vocab_size(t->tok) > t->model.cfg.vocab_size)
-        return simcse_error("%s: tokenizer has %d tokens, the model's vocab_size is %d", t->tok_dir,
-                            simcse_tokenizer_vocab_size(t->tok), t->model.cfg.vocab_size);
+    if (simcse_tokenizer_check_ids(t->tok, mc.vocab_size) != 0) return -1;
     simcse_data_options dopt;
     simcse_data_options_default(&dopt);
     dopt.skip_bad_rows = c->skip_malformed;
@@ -193,6 +296,8 @@ static int setup(trainer *t) {
     if (!t->be) return -1;
     t->chunk = c->grad_cache_chunk > 0 && c->grad_cache_chunk < c->batch_size ? c->grad_cache_chunk : c->batch_size;
     t->n_chunk_slots = (c->batch_size + t->chunk - 1) / t->chunk;
+    if (check_memory(t, &mc) != 0) return -1;
+    if (setup_model(t) != 0) return -1;
     int max_seq = t->chunk * t->views;
     if (max_seq < c->eval_batch_size) max_seq = c->eval_batch_size;
     t->enc = simcse_encoder_create(t->be, &t->model, max_seq, max_seq * c->max_seq_len, 1);
@@ -224,19 +329,33 @@ static int setup(trainer *t) {
     t->step = simcse_step_create(t->enc, &t->loss_cfg, t->comm, c->batch_size, t->views);
     if (!t->step) return -1;
 
+    const char *out = t->opt->output_dir;
     t->st.best_metric = -INFINITY;
     t->st.best_step = -1;
     t->st.n_examples = simcse_dataset_size(t->data);
     if (t->opt->resume) {
         simcse_train_config saved;
-        if (simcse_checkpoint_load_config(t->opt->output_dir, &saved, &t->st) != 0) return -1;
+        if (simcse_checkpoint_recover(out) != 0 || simcse_checkpoint_load_config(out, &saved, &t->st) != 0 ||
+            check_resume(t, &saved) != 0)
+            return -1;
+        if (t->st.step > t->total_steps)
+            return simcse_error("%s/checkpoint/trainer_state.json: key 'step': %lld is past the run's %lld steps", out,
+                                (long long)t->st.step, (long long)t->total_steps);
         if (restore_checkpoint(t) != 0) return -1;
     }
+    t->st.world_size = t->world;
+    snprintf(t->st.backend, sizeof t->st.backend, "%s", t->be->name);
     if (!t->leader) return 0; /* only rank 0 writes */
-    if (simcse_mkdirs(t->opt->output_dir) != 0) return -1;
-    char *mpath = simcse_path_join(t->opt->output_dir, "metrics.jsonl");
-    t->metrics = fopen(mpath, t->opt->resume ? "a" : "w");
-    if (!t->metrics) simcse_error("%s: cannot open for writing", mpath);
+    if (simcse_mkdirs(out) != 0 || simcse_run_dir_clean_temporaries(out) != 0) return -1;
+    /* A fresh run checkpoints its step 0 first: from then on a kill at any moment
+     * leaves something to resume. (A stale checkpoint of an overwritten run goes.) */
+    if (!t->opt->resume && (simcse_checkpoint_remove(out) != 0 || save_checkpoint(t) != 0)) return -1;
+    /* Records after the checkpoint's step are logged again by this run; a resume
+     * at step 0 is a fresh start, evaluation before training included. */
+    char *mpath = simcse_path_join(out, "metrics.jsonl");
+    int cut = t->st.step > 0 ? simcse_run_dir_cut_metrics(mpath, t->st.step) : 0;
+    t->metrics = cut == 0 ? fopen(mpath, t->st.step > 0 ? "a" : "w") : NULL;
+    if (!t->metrics && cut == 0) simcse_error("%s: cannot open for writing: %s", mpath, strerror(errno));
     free(mpath);
     return t->metrics ? 0 : -1;
 }
@@ -308,9 +427,10 @@ static int run(trainer *t, simcse_train_summary *sum) {
                 (long long)simcse_dataset_n_bad_rows(t->data), (long long)simcse_dataset_n_empty_lines(t->data));
     }
     sum->eval_before = sum->eval_best = NAN;
-    if (eval_on && !t->opt->resume) {
+    if (eval_on && t->st.step == 0) {
         if (evaluate(t, &sum->eval_before) != 0) return -1;
-        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f\n", c->eval_tasks, sum->eval_before);
+        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f\n",
+                c->eval_tasks, sum->eval_before, t->eval_alignment, t->eval_uniformity);
     }
     int64_t *idx = simcse_xmalloc((size_t)c->batch_size * t->world * sizeof *idx);
     double t_start = simcse_now_seconds(), t_log = t_start, loss_sum = 0;
@@ -374,8 +494,9 @@ static int run(trainer *t, simcse_train_summary *sum) {
                 break;
             }
             int better = score > t->st.best_metric;
-            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f%s\n", (long long)t->st.step,
-                    c->eval_tasks, score, better ? " (best so far: exported)" : "");
+            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f%s\n",
+                    (long long)t->st.step, c->eval_tasks, score, t->eval_alignment, t->eval_uniformity,
+                    better ? " (best so far: exported)" : "");
             if (better) {
                 t->st.best_metric = score;
                 t->st.best_step = t->st.step;
@@ -416,6 +537,7 @@ int simcse_train(const simcse_train_config *cfg, const simcse_train_options *opt
     t.rank = opt->comm ? opt->comm->rank : 0;
     t.world = opt->comm ? opt->comm->size : 1;
     t.leader = t.rank == 0;
+    t.eval_alignment = t.eval_uniformity = NAN;
     simcse_train_summary sum;
     memset(&sum, 0, sizeof sum);
     int rc = simcse_train_config_validate(cfg);

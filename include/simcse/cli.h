@@ -7,9 +7,7 @@ int simcse_cmd_tokenize(int argc, char **argv);
 int simcse_cmd_encode(int argc, char **argv);
 int simcse_cmd_train(int argc, char **argv);
 int simcse_cmd_eval(int argc, char **argv);
-
-/* The data directory: $SIMCSE_DATA_DIR or ../shared/data. */
-const char *simcse_data_dir(void);
+int simcse_cmd_plot(int argc, char **argv);
 
 /* Option parsing shared by the subcommands: "--name value" or "--name=value".
  * Returns 1 and sets *val when argv[*i] is that option (advancing *i past the
@@ -22,9 +20,16 @@ int simcse_arg_int(int argc, char **argv, int *i, const char *name, int lo, int 
  * Without it the count comes from OMP_NUM_THREADS, else the process's affinity mask. */
 int simcse_arg_threads(int argc, char **argv, int *i);
 
-/* Reads lines (without \r\n) of a file, or stdin for NULL or "-": every line is kept,
- * empty ones included, so rows line up with the input. NULL + error. */
-char **simcse_read_lines(const char *path, int *n);
+/* One line of sentence input, the one rule of every command that reads sentences one
+ * per line (encode, tokenize): the bytes up to the next \n, NUL bytes included (the
+ * tokenizer treats them as Hugging Face's does), with the \n and then one \r dropped, so
+ * CRLF files give what LF files give. Returns the length, or -1 at the end of the input
+ * or on a read error (ferror tells which). */
+long simcse_read_sentence(char **line, size_t *cap, void *file);
+/* Reads every line of a file, or stdin for NULL or "-", by that rule: empty ones
+ * included, so rows line up with the input; (*lens)[i] is line i's length (malloc'ed).
+ * NULL + error (a directory, a read error). */
+char **simcse_read_lines(const char *path, int *n, size_t **lens);
 void simcse_free_lines(char **lines, int n);
 
 #endif

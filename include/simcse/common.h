@@ -1,4 +1,6 @@
-/* Errors, allocation and small shared helpers.
+/* Errors, allocation and small shared helpers: the header of the base layer
+ * (host/base/error.c, alloc.c, file.c, clock.c), which everything may use and
+ * which uses nothing above it.
  *
  * Library code never exits: a failing function records a one-line message with
  * simcse_error() (which returns -1) and returns -1 or NULL; the caller either
@@ -43,6 +45,11 @@ int simcse_file_exists(const char *path);
 
 /* Writes data to path atomically: path.tmp, fsync, rename. */
 int simcse_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Removes path and everything below it, whatever the names. A symbolic link is
+ * removed itself, never followed (its target is left as it is); a path that does
+ * not exist is not an error. */
+int simcse_remove_tree(const char *path);
 
 double simcse_now_seconds(void);
 

@@ -167,8 +167,9 @@ int simcse_pack_batch(const simcse_tokenizer *tok, const simcse_text_batch *tb, 
  * k of n_views * B (view-major) is ids[k][0 .. lens[k]), lens[k] <= max_len. */
 int simcse_pack_ids(const int32_t *const *ids, const int *lens, int B, int n_views, int pos_offset,
                     simcse_token_batch *out);
-/* Packs n plain sentences, one sequence each (n_views = 1, B = n), e.g. for encoding. */
-int simcse_pack_sentences(const simcse_tokenizer *tok, const char *const *sents, int n, int pos_offset,
-                          simcse_token_batch *out);
+/* Packs n plain sentences, one sequence each (n_views = 1, B = n), e.g. for encoding.
+ * lens[i] bytes of sents[i] (they may hold NUL bytes); lens NULL: NUL-terminated. */
+int simcse_pack_sentences(const simcse_tokenizer *tok, const char *const *sents, const size_t *lens, int n,
+                          int pos_offset, simcse_token_batch *out);
 
 #endif

@@ -24,9 +24,7 @@ int simcse_embedder_init(simcse_embedder *em, const simcse_tokenizer *tok, simcs
 void simcse_embedder_free(simcse_embedder *em);
 /* out: [n, hidden] host memory. ctx is a simcse_embedder. */
 int simcse_embedder_embed(void *ctx, const char *const *sents, int n, float *out);
-
-/* The backend for --device cpu|cuda|auto on GPU number `gpu`, and a precision (fp32|bf16);
- * bf16 on the CPU falls back to fp32 with a note. NULL + error. */
-simcse_backend *simcse_backend_select(const char *device, const char *precision, int gpu);
+/* Same for sentences of lens[i] bytes, which may hold NUL bytes (input lines). */
+int simcse_embedder_embed_lines(simcse_embedder *em, const char *const *sents, const size_t *lens, int n, float *out);
 
 #endif

@@ -12,17 +12,6 @@
 #include "simcse/model.h"
 #include "simcse/ops.h"
 
-typedef enum {
-    SIMCSE_POOL_CLS = 0,            /* [CLS] through the MLP head (dense + tanh) */
-    SIMCSE_POOL_CLS_BEFORE_POOLER,  /* [CLS] hidden state as is */
-    SIMCSE_POOL_AVG,                /* mean of the last layer over real tokens */
-    SIMCSE_POOL_AVG_FIRST_LAST,     /* mean of (first layer output + last) / 2, SimCSE's hidden_states[1] */
-    SIMCSE_POOL_AVG_TOP2,           /* mean of (last two layers) / 2 */
-} simcse_pooler;
-
-int simcse_pooler_parse(const char *name, simcse_pooler *out);
-const char *simcse_pooler_name(simcse_pooler p);
-
 /* A token-packed batch in host memory: n_seq sequences, T tokens. */
 typedef struct {
     int n_seq, T;
@@ -38,6 +27,11 @@ typedef struct simcse_encoder simcse_encoder;
 simcse_encoder *simcse_encoder_create(simcse_backend *be, const simcse_model *m, int max_seqs, int max_tokens,
                                       int with_grads);
 void simcse_encoder_free(simcse_encoder *e);
+/* The backend bytes simcse_encoder_create allocates for a model of n_params floats:
+ * *weights (parameters, and gradients with with_grads) and *acts (activations and
+ * backward scratch). In double, so that shapes past any machine do not overflow. */
+void simcse_encoder_bytes(const simcse_config *c, size_t n_params, double max_seqs, double max_tokens, int with_grads,
+                          double *weights, double *acts);
 
 /* Dropout for the next forward: seed and step select the masks; p from config.json
  * (hidden and attention probabilities); train = 0 disables dropout. */

@@ -72,6 +72,7 @@ typedef struct {
     int n_pairs;
     double spearman; /* x100 */
     double pearson;  /* x100 */
+    int n_nonfinite; /* sentences whose embedding holds NaN or Inf (scored as SentEval does: cosine 0) */
 } simcse_task_score;
 
 #define SIMCSE_EVAL_MAX_TASKS 16
@@ -107,6 +108,7 @@ typedef struct {
     double anisotropy;  /* 10,000 random pairs of those sentences, seed 1234 */
     int n_pos_pairs;
     int n_sentences;    /* distinct sentences */
+    int n_nonfinite;    /* embeddings holding NaN or Inf: then the three figures are NaN */
 } simcse_embedding_stats;
 
 #define SIMCSE_ANISOTROPY_PAIRS 10000

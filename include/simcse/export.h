@@ -6,7 +6,6 @@
 #ifndef SIMCSE_EXPORT_H
 #define SIMCSE_EXPORT_H
 
-#include "simcse/encoder.h"
 #include "simcse/model.h"
 
 /* tokenizer_dir: where the tokenizer files are copied from. pooler and apply_mlp:

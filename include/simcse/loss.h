@@ -28,6 +28,8 @@ typedef struct {
 
 typedef struct simcse_step simcse_step;
 
+/* The backend bytes simcse_step_create allocates (with_comm: a communicator of `ranks`). */
+double simcse_step_bytes(int hidden, int max_B, int views, int ranks, int with_comm);
 /* comm may be NULL (one rank). max_B: the most examples per rank and step. */
 simcse_step *simcse_step_create(simcse_encoder *e, const simcse_loss_config *lc, simcse_comm *comm, int max_B,
                                 int views);

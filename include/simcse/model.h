@@ -12,6 +12,20 @@
 
 typedef enum { SIMCSE_ARCH_BERT = 0, SIMCSE_ARCH_ROBERTA = 1 } simcse_arch;
 
+/* How a sentence embedding is read off the encoder's output: the SimCSE poolers.
+ * Here rather than in encoder.h because the export writes it into the saved model. */
+typedef enum {
+    SIMCSE_POOL_CLS = 0,            /* [CLS] through the MLP head (dense + tanh) */
+    SIMCSE_POOL_CLS_BEFORE_POOLER,  /* [CLS] hidden state as is */
+    SIMCSE_POOL_AVG,                /* mean of the last layer over real tokens */
+    SIMCSE_POOL_AVG_FIRST_LAST,     /* mean of (first layer output + last) / 2, SimCSE's hidden_states[1] */
+    SIMCSE_POOL_AVG_TOP2,           /* mean of (last two layers) / 2 */
+} simcse_pooler;
+
+/* "cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2"; -1 + error otherwise. */
+int simcse_pooler_parse(const char *name, simcse_pooler *out);
+const char *simcse_pooler_name(simcse_pooler p);
+
 typedef struct {
     simcse_arch arch;
     int vocab_size;

@@ -47,6 +47,11 @@ struct simcse_backend {
     /* bytes allocated through alloc and not freed, and the most there ever were
      * (the memory a run needs, comparable with torch.cuda.max_memory_allocated) */
     void (*memory)(simcse_backend *be, size_t *in_use, size_t *peak);
+    /* bytes it can still allocate, and where the figure comes from (a static string):
+     * cudaMemGetInfo's free memory on the GPU; on the CPU the host's figure
+     * (include/simcse/host_memory.h), with *host = 1: the backend's allocations and the
+     * host's then come out of the same memory. For budgeting a run before it allocates. */
+    size_t (*available)(simcse_backend *be, const char **source, int *host);
 
     /* out[T,H] = word[ids] + pos[pos_ids] + type[type_ids]  (type_ids NULL: row 0).
      * The backward accumulates dout rows into the tables; a NULL table is skipped. */
@@ -155,5 +160,8 @@ int simcse_cpu_threads(void);
 /* The CUDA backend on device `device`, or NULL + error when none is usable. */
 simcse_backend *simcse_backend_cuda(int device, int bf16);
 int simcse_cuda_available(void);
+/* The backend for --device cpu|cuda|auto on GPU number `gpu`, and a precision (fp32|bf16);
+ * bf16 on the CPU falls back to fp32 with a note on stderr. NULL + error. */
+simcse_backend *simcse_backend_select(const char *device, const char *precision, int gpu);
 
 #endif

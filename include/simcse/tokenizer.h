@@ -35,6 +35,10 @@ int simcse_tokenizer_tokenize(const simcse_tokenizer *t, const char *text, size_
 
 /* Vocabulary size = largest id + 1 (model vocabulary and added tokens). */
 int simcse_tokenizer_vocab_size(const simcse_tokenizer *t);
+/* Checks that every id the tokenizer can emit (vocabulary, added tokens, the
+ * post-processor's special tokens, padding, unknown) indexes an embedding table of
+ * vocab_size rows. 0, or -1 + "FILE: ... id N is past the model's embedding table". */
+int simcse_tokenizer_check_ids(const simcse_tokenizer *t, int vocab_size);
 int simcse_tokenizer_pad_id(const simcse_tokenizer *t);
 int simcse_tokenizer_is_bpe(const simcse_tokenizer *t);
 /* Number of ids the template adds (2 for [CLS] x [SEP] and <s> x </s>). */

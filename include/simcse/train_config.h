@@ -4,6 +4,7 @@
 #ifndef SIMCSE_TRAIN_CONFIG_H
 #define SIMCSE_TRAIN_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -48,6 +49,13 @@ int simcse_train_config_validate(const simcse_train_config *c);
 /* Replaces a leading "$DATA/" in the path keys by the data directory (data_dir,
  * else $SIMCSE_DATA_DIR, else ../shared/data), so configs need no absolute paths. */
 int simcse_train_config_expand_data(simcse_train_config *c);
+/* The keys whose change alters what a training step computes: all but
+ * simcse_train_config_resume_free ("logging_steps, eval_steps, save_steps").
+ * Returns how many of them differ between saved and now, and lists each as
+ * "key (checkpoint X, now Y)" in out (cut at cap). */
+int simcse_train_config_diff(const simcse_train_config *saved, const simcse_train_config *now, char *out,
+                             size_t cap);
+extern const char *const simcse_train_config_resume_free;
 /* JSON text of every key (caller frees). */
 char *simcse_train_config_to_json(const simcse_train_config *c);
 /* Lists the keys with their defaults and meaning (for --help). */

@@ -19,6 +19,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "simcse/common.h"
+#include "simcse/host_memory.h"
 
 /* Each block carries its size in a 64-byte header (keeping the 64-byte alignment)
  * so that free can keep the memory statistics. */
@@ -72,6 +73,12 @@ static void cpu_memory(simcse_backend *be, size_t *in_use, size_t *peak) {
     pthread_mutex_unlock(&g_mem_lock);
 }
 
+static size_t cpu_available(simcse_backend *be, const char **source, int *host) {
+    (void)be;
+    *host = 1;
+    return simcse_host_memory_available(source);
+}
+
 static void cpu_copy(simcse_backend *be, void *dst, const void *src, size_t bytes) {
     (void)be;
     if (bytes) memmove(dst, src, bytes);
@@ -95,6 +102,7 @@ static simcse_backend cpu_backend = {
     .copy = cpu_copy,
     .sync = cpu_sync,
     .memory = cpu_memory,
+    .available = cpu_available,
     .embed_fwd = cpu_embed_fwd,
     .embed_bwd = cpu_embed_bwd,
     .linear_fwd = cpu_linear_fwd,

@@ -30,7 +30,7 @@ void cpu_ref_linear_fwd(simcse_backend *be, float *out, const float *in, const f
 void cpu_ref_linear_bwd(simcse_backend *be, float *din, float *dW, float *db, const float *dout,
                         const float *in, const float *W, int N, int I, int O);
 
-/* embed.c */
+/* elementwise.c: embeddings */
 void cpu_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
                    const int32_t *type_ids, const float *word, const float *pos, const float *type,
                    int T, int H);
@@ -49,7 +49,7 @@ void cpu_ref_layernorm_bwd(simcse_backend *be, float *dx, float *dg, float *db, 
                            const float *x, const float *residual, const float *mean, const float *rstd,
                            const float *g, int N, int H);
 
-/* activations.c */
+/* elementwise.c */
 void cpu_gelu_fwd(simcse_backend *be, float *y, const float *x, size_t n);
 void cpu_gelu_bwd(simcse_backend *be, float *dx, const float *dy, const float *x, size_t n);
 void cpu_tanh_fwd(simcse_backend *be, float *y, const float *x, size_t n);
@@ -96,7 +96,7 @@ void cpu_ref_sumsq(simcse_backend *be, double *out, const float *x, size_t n);
 void cpu_ref_adamw(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
                    float beta1, float beta2, float eps, float wd, float grad_scale, int step);
 
-/* Dropout as the whole project defines it (activations.c): the multiplier of elements
+/* Dropout as the whole project defines it (elementwise.c): the multiplier of elements
  * 0..n-1 of rng row `row`: 0 where dropped, 1/(1-p) (in float) where kept; all 0 when
  * p >= 1. scratch holds n values. Only for d.p > 0. */
 void cpu_dropout_row_factor(simcse_dropout d, uint64_t row, float *factor, uint32_t *scratch, int n);

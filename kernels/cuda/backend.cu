@@ -90,6 +90,15 @@ static void cu_memory(simcse_backend *be, size_t *in_use, size_t *peak) {
     *peak = cu_ctx_of(be)->peak;
 }
 
+static size_t cu_available(simcse_backend *be, const char **source, int *host) {
+    cu_enter(be);
+    size_t free_b = 0, total_b = 0;
+    CU_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    *source = "cudaMemGetInfo";
+    *host = 0;
+    return free_b;
+}
+
 void cu_free(simcse_backend *be, void *p) {
     if (!p) return;
     cu_enter(be);
@@ -256,6 +265,7 @@ extern "C" simcse_backend *simcse_backend_cuda(int device, int bf16) {
     be->copy = cu_copy;
     be->sync = cu_sync;
     be->memory = cu_memory;
+    be->available = cu_available;
     be->embed_fwd = cu_embed_fwd;
     be->embed_bwd = cu_embed_bwd;
     be->linear_fwd = cu_linear_fwd;

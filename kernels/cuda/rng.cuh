@@ -1,5 +1,5 @@
 /* Dropout decisions on the GPU with cuRAND's device API, bit-identical to the CPU
- * (include/simcse/rng.h, kernels/cpu/rng.c, kernels/cpu/activations.c).
+ * (include/simcse/rng.h, host/base/rng.c, kernels/cpu/elementwise.c).
  *
  * A decision is a pure function of (seed, step, site, row, element):
  *     curand_init(seed, subsequence = simcse_dropout_subsequence(step, site),

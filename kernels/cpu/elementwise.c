@@ -1,4 +1,5 @@
-/* Elementwise operations: exact GELU, tanh, dropout, add, scale.
+/* Elementwise operations and embeddings: exact GELU, tanh, dropout, add, scale, the
+ * embedding sum and its scatter-add backward (the ops of kernels/cuda/elementwise.cu).
  *
  * GELU is the erf form BERT uses, 0.5 x (1 + erf(x / sqrt 2)), with derivative
  * 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi); both in float libm.
@@ -8,7 +9,13 @@
  *         < simcse_dropout_threshold(p),   row = row_ids ? row_ids[r] : r
  * and kept elements are multiplied by 1.0f / (1.0f - p) (computed in float, as PyTorch
  * does). The backward is the same call on the gradient. p <= 0 is a copy; p >= 1 zeroes.
- * One Philox block serves four consecutive columns (simcse_rng_fill_u32). */
+ * One Philox block serves four consecutive columns (simcse_rng_fill_u32).
+ *
+ * Embeddings: out[t] = word[ids[t]] + pos[pos_ids[t]] + type[type_ids[t] or 0].
+ * The sum is formed in that order, (word + pos) + type, in float. The backward scatters
+ * dout rows into the three tables, accumulating (a token id may repeat); any of the three
+ * gradient tables may be NULL to skip it (a frozen table). Ids are trusted: the caller
+ * (the tokenizer and position logic) guarantees they are in range. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,4 +92,35 @@ void cpu_add(simcse_backend *be, float *y, const float *a, const float *b, size_
 void cpu_scale(simcse_backend *be, float *y, float s, size_t n) {
     (void)be;
     for (size_t i = 0; i < n; i++) y[i] *= s;
+}
+
+/* ---- embeddings ---- */
+
+void cpu_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
+                   const int32_t *type_ids, const float *word, const float *pos, const float *type,
+                   int T, int H) {
+    (void)be;
+    for (int t = 0; t < T; t++) {
+        const float *w = word + (size_t)ids[t] * H;
+        const float *p = pos + (size_t)pos_ids[t] * H;
+        const float *ty = type + (size_t)(type_ids ? type_ids[t] : 0) * H;
+        float *y = out + (size_t)t * H;
+        for (int h = 0; h < H; h++) y[h] = (w[h] + p[h]) + ty[h];
+    }
+}
+
+static void scatter_add(float *table, const float *g, int row, int H) {
+    float *d = table + (size_t)row * H;
+    for (int h = 0; h < H; h++) d[h] += g[h];
+}
+
+void cpu_embed_bwd(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout,
+                   const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H) {
+    (void)be;
+    for (int t = 0; t < T; t++) {
+        const float *g = dout + (size_t)t * H;
+        if (dword) scatter_add(dword, g, ids[t], H);
+        if (dpos) scatter_add(dpos, g, pos_ids[t], H);
+        if (dtype) scatter_add(dtype, g, type_ids ? type_ids[t] : 0, H);
+    }
 }

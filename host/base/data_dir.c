@@ -1,6 +1,7 @@
-#include <stdlib.h>
+/* See include/simcse/data_dir.h. */
+#include "simcse/data_dir.h"
 
-#include "simcse/cli.h"
+#include <stdlib.h>
 
 const char *simcse_data_dir(void) {
     const char *d = getenv("SIMCSE_DATA_DIR");

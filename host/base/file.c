@@ -1,84 +1,18 @@
-/* Errors, allocation, files. See include/simcse/common.h. */
-#define _POSIX_C_SOURCE 200809L
+/* Whole-file reads, path joining, atomic writes and tree removal. Files are
+ * written through path.tmp + fsync + rename so that a crash never leaves a
+ * half-written checkpoint or export behind; trees are removed by nftw without
+ * following links. See include/simcse/common.h. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "simcse/common.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-static _Thread_local char g_err[1024];
-
-int simcse_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-int simcse_error_prefix(const char *fmt, ...) {
-    char prefix[512], old[sizeof g_err];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
-    va_end(ap);
-    memcpy(old, g_err, sizeof old);
-    size_t k = strlen(prefix);
-    if (k > sizeof g_err - 3) k = sizeof g_err - 3;
-    memcpy(g_err, prefix, k);
-    g_err[k] = ':';
-    g_err[k + 1] = ' ';
-    size_t rest = sizeof g_err - k - 3, m = strlen(old);
-    if (m > rest) m = rest;
-    memcpy(g_err + k + 2, old, m);
-    g_err[k + 2 + m] = 0;
-    return -1;
-}
-
-const char *simcse_last_error(void) { return g_err[0] ? g_err : "unknown error"; }
-void simcse_clear_error(void) { g_err[0] = 0; }
-
-void simcse_fatal(const char *fmt, ...) {
-    va_list ap;
-    fflush(stdout);
-    fputs("simcse: error: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-void *simcse_xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) simcse_fatal("out of host memory allocating %zu bytes", bytes);
-    return p;
-}
-
-void *simcse_xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) simcse_fatal("out of host memory allocating %zu x %zu bytes", n, size);
-    return p;
-}
-
-void *simcse_xrealloc(void *p, size_t bytes) {
-    void *q = realloc(p, bytes ? bytes : 1);
-    if (!q) simcse_fatal("out of host memory reallocating to %zu bytes", bytes);
-    return q;
-}
-
-char *simcse_xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = simcse_xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
 
 char *simcse_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -163,8 +97,27 @@ int simcse_write_file_atomic(const char *path, const void *data, size_t len) {
     return 0;
 }
 
-double simcse_now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+/* nftw reports each entry after its contents (FTW_DEPTH), never through a link
+ * (FTW_PHYS: a link is an entry of its own and is unlinked) and never on another
+ * filesystem (FTW_MOUNT). An entry that is already gone is not an error, so two
+ * processes may clear the same directory. */
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb;
+    (void)ftw;
+    if (type == FTW_DNR) return simcse_error("%s: cannot read the directory to remove it", path), 1;
+    int r = type == FTW_DP ? rmdir(path) : unlink(path);
+    if (r != 0 && errno != ENOENT) return simcse_error("%s: cannot remove: %s", path, strerror(errno)), 1;
+    return 0;
+}
+
+int simcse_remove_tree(const char *path) {
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int r = nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        if (r > 0) return -1; /* remove_entry said why */
+        if (r < 0 && errno != ENOENT) return simcse_error("%s: cannot remove: %s", path, strerror(errno));
+        struct stat sb;
+        if (lstat(path, &sb) != 0) return 0; /* gone (or never there) */
+        /* an entry vanished under the walk (another process clearing it too): walk again */
+    }
+    return simcse_error("%s: cannot remove: entries keep appearing", path);
 }

@@ -348,3 +348,45 @@ Test(cpu_fast, thread_count_from_flag_env_then_affinity) {
     cr_assert_eq(simcse_cpu_set_threads(-1), -1);
     restore_threads();
 }
+
+/* ---- elementwise ops and embeddings: the reference's bits ---- */
+
+Test(cpu_fast, elementwise_and_embeddings_give_the_reference_bits) {
+    const int T = 613, H = 160, V = 50; /* 98,080 elements; ids repeat */
+    const size_t n = (size_t)T * H;
+    float *x = rnd(n, -4, 4, 271), *g = rnd(n, -1, 1, 272);
+    float *word = rnd((size_t)V * H, -1, 1, 273), *pe = rnd(64 * (size_t)H, -1, 1, 274), *te = rnd(2 * (size_t)H, -1, 1, 275);
+    int32_t *ids = malloc((size_t)T * 4), *pos = malloc((size_t)T * 4), *types = malloc((size_t)T * 4),
+            *rows = malloc((size_t)T * 4);
+    for (int t = 0; t < T; t++) ids[t] = (t * 7) % V, pos[t] = t % 64, types[t] = t % 3 == 0, rows[t] = 5 * t + 2;
+    simcse_dropout d = {.seed = 9, .step = 2, .site = 5, .p = 0.1f, .row_ids = rows};
+    float *want[9], *got[9];
+    for (int pass = 0; pass <= N_COUNTS; pass++) { /* pass 0: the reference */
+        simcse_backend *be = pass ? cpu() : ref();
+        if (pass) simcse_cpu_set_threads(thread_counts[pass - 1]);
+        float **o = pass ? got : want;
+        for (int i = 0; i < 9; i++) o[i] = zeros(i < 7 ? n : (size_t)V * H);
+        be->gelu_fwd(be, o[0], x, n);
+        be->gelu_bwd(be, o[1], g, x, n);
+        be->tanh_fwd(be, o[2], x, n);
+        be->tanh_bwd(be, o[3], g, o[2], n);
+        be->add(be, o[4], x, g, n);
+        memcpy(o[5], x, n * sizeof(float));
+        be->scale(be, o[5], -0.37f, n);
+        be->dropout(be, o[6], x, T, H, d);
+        be->embed_fwd(be, o[4], ids, pos, types, word, pe, te, T, H); /* overwrites add's output */
+        float *dpos = zeros(64 * (size_t)H);
+        be->embed_bwd(be, o[7], dpos, o[8], g, ids, pos, types, T, H); /* o[8]: the type table's gradient */
+        free(dpos);
+        if (pass) {
+            const char *names[9] = {"gelu", "gelu'", "tanh", "tanh'", "embed", "scale", "dropout", "dword", "dtype"};
+            for (int i = 0; i < 9; i++) {
+                same_bits(names[i], got[i], want[i], i < 7 ? n : (i == 7 ? (size_t)V * H : 2 * (size_t)H));
+                free(got[i]);
+            }
+        }
+    }
+    restore_threads();
+    for (int i = 0; i < 9; i++) free(want[i]);
+    free(x), free(g), free(word), free(pe), free(te), free(ids), free(pos), free(types), free(rows);
+}

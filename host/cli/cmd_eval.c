@@ -81,7 +81,7 @@ int simcse_cmd_eval(int argc, char **argv) {
                                           2.0 * batch * m.cfg.hidden * sizeof(float),
                                       "eval") != 0)
         simcse_fatal("eval: %s", simcse_last_error());
-    simcse_encoder *enc = simcse_encoder_create(be, &m, batch, batch * max_len, 0);
+    simcse_encoder *enc = simcse_encoder_create(be, &m, batch, simcse_embedder_max_tokens(batch, max_len), 0);
     if (!enc) simcse_fatal("eval: %s", simcse_last_error());
     simcse_embedder em;
     if (simcse_embedder_init(&em, tok, enc, &m, pooler, pooler == SIMCSE_POOL_CLS, max_len, batch) != 0)

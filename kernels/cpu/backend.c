@@ -11,7 +11,7 @@
  * A second vtable, simcse_backend_cpu_reference, shares the memory functions and holds the
  * plain single-threaded loops each fast op keeps beside it (cpu_ref_*): the oracle of
  * tests/test_cpu_fast.c, so that every op, and a whole model step, is still checked against
- * plain code. Ops with one implementation (pooling, embeddings, elementwise) appear in both. */
+ * plain code. Pooling has one implementation and appears in both. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,25 +138,25 @@ static simcse_backend cpu_reference_backend = {
     .copy = cpu_copy,
     .sync = cpu_sync,
     .memory = cpu_memory,
-    .embed_fwd = cpu_embed_fwd,
-    .embed_bwd = cpu_embed_bwd,
+    .embed_fwd = cpu_ref_embed_fwd,
+    .embed_bwd = cpu_ref_embed_bwd,
     .linear_fwd = cpu_ref_linear_fwd,
     .linear_bwd = cpu_ref_linear_bwd,
     .layernorm_fwd = cpu_ref_layernorm_fwd,
     .layernorm_bwd = cpu_ref_layernorm_bwd,
-    .gelu_fwd = cpu_gelu_fwd,
-    .gelu_bwd = cpu_gelu_bwd,
-    .tanh_fwd = cpu_tanh_fwd,
-    .tanh_bwd = cpu_tanh_bwd,
-    .dropout = cpu_dropout,
+    .gelu_fwd = cpu_ref_gelu_fwd,
+    .gelu_bwd = cpu_ref_gelu_bwd,
+    .tanh_fwd = cpu_ref_tanh_fwd,
+    .tanh_bwd = cpu_ref_tanh_bwd,
+    .dropout = cpu_ref_dropout,
     .attention_fwd = cpu_ref_attention_fwd,
     .attention_bwd = cpu_ref_attention_bwd,
     .pool_first_fwd = cpu_pool_first_fwd,
     .pool_first_bwd = cpu_pool_first_bwd,
     .pool_mean_fwd = cpu_pool_mean_fwd,
     .pool_mean_bwd = cpu_pool_mean_bwd,
-    .add = cpu_add,
-    .scale = cpu_scale,
+    .add = cpu_ref_add,
+    .scale = cpu_ref_scale,
     .infonce = cpu_ref_infonce,
     .sumsq = cpu_ref_sumsq,
     .adamw = cpu_ref_adamw,

@@ -58,6 +58,20 @@ void cpu_dropout(simcse_backend *be, float *y, const float *x, int rows, int col
 void cpu_add(simcse_backend *be, float *y, const float *a, const float *b, size_t n);
 void cpu_scale(simcse_backend *be, float *y, float s, size_t n);
 
+/* the one-thread loops the pooled versions above are tested against */
+void cpu_ref_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
+                       const int32_t *type_ids, const float *word, const float *pos, const float *type,
+                       int T, int H);
+void cpu_ref_embed_bwd(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout,
+                       const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H);
+void cpu_ref_gelu_fwd(simcse_backend *be, float *y, const float *x, size_t n);
+void cpu_ref_gelu_bwd(simcse_backend *be, float *dx, const float *dy, const float *x, size_t n);
+void cpu_ref_tanh_fwd(simcse_backend *be, float *y, const float *x, size_t n);
+void cpu_ref_tanh_bwd(simcse_backend *be, float *dx, const float *dy, const float *y, size_t n);
+void cpu_ref_dropout(simcse_backend *be, float *y, const float *x, int rows, int cols, simcse_dropout d);
+void cpu_ref_add(simcse_backend *be, float *y, const float *a, const float *b, size_t n);
+void cpu_ref_scale(simcse_backend *be, float *y, float s, size_t n);
+
 /* attention.c */
 void cpu_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k,
                        const float *v, const int32_t *offsets, int B, int T, int heads, int hd,

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "simcse/common.h"
 #include "simcse/embedder.h"
@@ -121,4 +123,61 @@ Test(train_metrics, every_evaluation_logs_the_alignment_and_uniformity_eval_repo
     free(model_json);
     free(train);
     free(out);
+}
+
+/* A run that fails after it logged is drawn as far as it got, and fails with its
+ * own error: here a resume whose training data changed under it. */
+Test(train_metrics, a_failing_run_is_drawn_and_reports_its_own_error, .timeout = 240) {
+    char *model_json = tmp_path("model.json"), *train = tmp_path("train.txt"), *cfg = tmp_path("cfg.json");
+    write_text(model_json, "{\"model_type\": \"bert\", \"vocab_size\": 30522, \"hidden_size\": 16, "
+                           "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"intermediate_size\": 32, "
+                           "\"max_position_embeddings\": 32, \"type_vocab_size\": 2, \"layer_norm_eps\": 1e-12, "
+                           "\"hidden_act\": \"gelu\", \"pad_token_id\": 0}");
+    FILE *f = fopen(train, "w");
+    for (int i = 0; i < 32; i++) fprintf(f, "line %d about %d apples\n", i, 3 * i);
+    fclose(f);
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"model_config\": \"%s\", \"tokenizer\": \"%s/tokenizers/bert-base-uncased\", \"train_file\": \"%s\","
+             " \"batch_size\": 8, \"max_steps\": 4, \"max_seq_len\": 12, \"precision\": \"fp32\", \"eval_tasks\": \"\","
+             " \"logging_steps\": 1}",
+             model_json, test_data_dir(), train);
+    write_text(cfg, text);
+    char cmd[2048], *out = tmp_path("out"), *err = tmp_path("err.txt"), *png = tmp_path("out/plot.png");
+    snprintf(cmd, sizeof cmd, "%s train --config %s --output %s --device cpu --quiet --stop-after 2 2>%s", test_bin(),
+             cfg, out, err);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    cr_assert(simcse_file_exists(png), "a finished run leaves its plot");
+    cr_assert_eq(unlink(png), 0);
+    f = fopen(train, "a");
+    fputs("one more line changes the data\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s train --resume %s --device cpu --quiet 2>%s", test_bin(), out, err);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
+    size_t n;
+    char *log = simcse_read_file(err, &n);
+    cr_assert_not_null(log);
+    cr_assert(strstr(log, "simcse: plot of the run so far: "), "%s", log);
+    const char *last = strstr(log, "simcse: error: ");
+    cr_assert(last && strstr(last, "training examples") && strchr(last, '\n') == log + n - 1,
+              "the run's own error must be the last line: %s", log);
+    cr_assert(simcse_file_exists(png), "the failed run was not drawn");
+    free(log);
+    /* without gnuplot: no picture, and still the run's own error */
+    snprintf(cmd, sizeof cmd, "SIMCSE_GNUPLOT=/nonexistent/gnuplot %s train --resume %s --device cpu --quiet 2>%s",
+             test_bin(), out, err);
+    st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
+    log = simcse_read_file(err, &n);
+    cr_assert_not_null(log);
+    last = strstr(log, "simcse: error: ");
+    cr_assert(last && strstr(last, "training examples") && !strstr(log, "gnuplot"), "%s", log);
+    free(log);
+    free(png);
+    free(err);
+    free(out);
+    free(cfg);
+    free(train);
+    free(model_json);
 }

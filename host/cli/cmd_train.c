@@ -56,6 +56,19 @@ static void plot_run(const char *output) {
     else fprintf(stderr, "simcse: plot: %s/plot.png\n", output);
 }
 
+/* A run that fails after logging (a diverged loss, a full disk) is drawn as far
+ * as it got, then fails with its own error, not the plot's. */
+noreturn static void fail_with_plot(const char *output, const char *error) {
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s", error);
+    char *metrics = simcse_path_join(output, "metrics.jsonl");
+    struct stat st;
+    if (stat(metrics, &st) == 0 && st.st_size > 0 && simcse_plot_run(output, NULL) == 0)
+        fprintf(stderr, "simcse: plot of the run so far: %s/plot.png\n", output);
+    free(metrics);
+    simcse_fatal("%s", msg);
+}
+
 typedef struct {
     const simcse_train_config *cfg;
     simcse_train_options opt;
@@ -93,7 +106,11 @@ static int train_threads(const simcse_train_config *cfg, const simcse_train_opti
         if (jobs[r].rc != 0 && !strstr(jobs[r].err, "another rank failed")) failed = r;
     for (int r = 0; r < n && failed < 0; r++)
         if (jobs[r].rc != 0) failed = r;
-    if (failed >= 0) simcse_fatal("rank %d: %s", failed, jobs[failed].err);
+    if (failed >= 0) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "rank %d: %s", failed, jobs[failed].err);
+        fail_with_plot(opt->output_dir, msg);
+    }
     print_summary(&jobs[0].sum, cfg->eval_tasks);
     plot_run(opt->output_dir);
     simcse_comm_threads_destroy(comms);
@@ -212,7 +229,10 @@ int simcse_cmd_train(int argc, char **argv) {
         opt.device = "cuda";
     }
     simcse_train_summary sum;
-    if (simcse_train(&cfg, &opt, &sum) != 0) simcse_fatal("%s", simcse_last_error());
+    if (simcse_train(&cfg, &opt, &sum) != 0) {
+        if (env.rank == 0) fail_with_plot(output, simcse_last_error());
+        simcse_fatal("%s", simcse_last_error());
+    }
     if (comm) comm->destroy(comm);
     if (env.rank == 0) {
         print_summary(&sum, cfg.eval_tasks);

@@ -70,6 +70,10 @@ else
 endif
 
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+# the GPU side of tests/test_cuda_mma.c (tensor-core layouts vs the harness's; CUDA builds only)
+ifeq ($(CUDA),1)
+  TEST_OBJ += $(BUILD)/obj/tests/gpu/mma_probe.o
+endif
 
 .PHONY: all deps test demo bench fuzz fuzz-run mutate clean
 all: $(BUILD)/simcse

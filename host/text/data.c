@@ -426,7 +426,8 @@ typedef struct {
     struct csv_parser p;
     seg_reader r;
     int64_t line_no, rec_line;
-    uint64_t rec_start, rec_next_line; /* offset after the record's first \n; 0: not seen yet */
+    uint64_t rec_start, rec_end;
+    uint64_t rec_next_line; /* offset after the record's first \n; 0: not seen yet */
     int in_record, skip_line, line_has_data;
 } csv_scan;
 
@@ -445,6 +446,130 @@ static void csv_recover(csv_scan *s, int ends_line) {
         s->skip_line = 1; /* drop the rest of this line */
 }
 
+/* What one step of the CSV scan leaves: read the next segment, a record is complete,
+ * the scan is over, or an error (recorded). */
+enum { CSV_NEXT, CSV_RECORD, CSV_DONE, CSV_ERROR };
+
+/* End of file: finishes a record still open, or reports why it cannot be finished. */
+static int csv_at_eof(simcse_dataset *d, csv_scan *S, scan_ctx *c) {
+    if (!S->in_record) return CSV_DONE;
+    if (csv_fini(&S->p, scan_field, scan_record, c) != 0) {
+        if (c->header) {
+            simcse_error("%s:%lld: unterminated quoted field in the CSV header", d->path, (long long)S->rec_line);
+            return CSV_ERROR;
+        }
+        if (bad_row(d, S->rec_line, "unterminated quoted field") != 0) return CSV_ERROR;
+        if (!S->rec_next_line) return CSV_DONE;
+        csv_recover(S, 0);
+        return CSV_NEXT;
+    }
+    S->rec_end = d->size;
+    return CSV_RECORD;
+}
+
+/* Outside a record: the rest of a line being skipped after a quoting error, and blank
+ * lines, are consumed here (1); anything else belongs to a record (0). */
+static int csv_between_records(simcse_dataset *d, csv_scan *S, const char *s, size_t n, int overlong) {
+    int ends_line = s[n - 1] == '\n';
+    if (S->skip_line) {
+        if (ends_line) {
+            S->skip_line = 0;
+            S->line_no++;
+            S->line_has_data = 0;
+        }
+        return 1;
+    }
+    if (!S->in_record && !overlong && is_blank(s, n)) {
+        if (ends_line) {
+            if (!S->line_has_data) d->n_empty++;
+            S->line_no++;
+            S->line_has_data = 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static void csv_begin_record(csv_scan *S, scan_ctx *c, uint64_t off) {
+    S->in_record = 1;
+    S->rec_start = off;
+    S->rec_line = S->line_no;
+    S->rec_next_line = 0;
+    c->nf = 0;
+    c->empty_field = -1;
+    c->ended = 0;
+}
+
+/* A segment cut at the buffer limit: the record is too long to keep. */
+static int csv_overlong_record(simcse_dataset *d, csv_scan *S, scan_ctx *c) {
+    if (c->header) {
+        simcse_error("%s:%lld: CSV header line longer than 16 MiB", d->path, (long long)S->rec_line);
+        return CSV_ERROR;
+    }
+    if (bad_row(d, S->rec_line, "row longer than the limit of 16 MiB") != 0) return CSV_ERROR;
+    S->rec_next_line = 0;
+    csv_recover(S, 0);
+    return CSV_NEXT;
+}
+
+/* Feeds one segment of the open record to libcsv and counts its lines. */
+static int csv_feed(simcse_dataset *d, csv_scan *S, scan_ctx *c, const char *s, size_t n, uint64_t off) {
+    int ends_line = s[n - 1] == '\n';
+    size_t used = csv_parse(&S->p, s, n, scan_field, scan_record, c);
+    if (used < n) { /* strict-mode quoting error */
+        if (c->header) {
+            simcse_error("%s:%lld: malformed quoting in the CSV header", d->path, (long long)S->line_no);
+            return CSV_ERROR;
+        }
+        char msg[160];
+        if (S->line_no == S->rec_line)
+            snprintf(msg, sizeof msg, "malformed quoting (a stray or unescaped '\"')");
+        else
+            snprintf(msg, sizeof msg, "unterminated or malformed quoted field (the parse failed at line %lld)",
+                     (long long)S->line_no);
+        if (bad_row(d, S->rec_line, msg) != 0) return CSV_ERROR;
+        csv_recover(S, ends_line);
+        return CSV_NEXT;
+    }
+    if (ends_line) {
+        S->line_no++;
+        S->line_has_data = 0;
+        if (!S->rec_next_line) S->rec_next_line = off + n;
+    }
+    if (!c->ended) return CSV_NEXT;
+    S->rec_end = off + n;
+    return CSV_RECORD;
+}
+
+/* A complete record: the header, or an example to index or (skip mode) to drop. */
+static int csv_take_record(simcse_dataset *d, csv_scan *S, scan_ctx *c) {
+    S->in_record = 0;
+    if (c->header) {
+        if (take_header(d, c, S->rec_line) != 0) return -1;
+        c->header = 0;
+        free_header(c);
+        return 0;
+    }
+    char msg[160];
+    const char *problem = NULL;
+    if (c->nf != d->n_cols) {
+        snprintf(msg, sizeof msg, "expected %d fields (as in the header), found %d", d->n_cols, c->nf);
+        problem = msg;
+    } else if (c->empty_field >= 0) {
+        snprintf(msg, sizeof msg, "empty field '%s'", k_field_names[c->empty_field]);
+        problem = msg;
+    } else if (S->rec_end - S->rec_start > SIMCSE_DATA_MAX_RECORD_BYTES) {
+        problem = "row longer than the limit of 16 MiB";
+    }
+    if (!problem) {
+        push_offset(d, S->rec_start);
+        return 0;
+    }
+    return bad_row(d, S->rec_line, problem) != 0 ? -1 : 0;
+}
+
+/* The scan: one segment at a time (see the head comment), each handed to the step
+ * that owns it. */
 static int index_csv(simcse_dataset *d) {
     csv_scan S = {.line_no = 1};
     csv_open_parser(&S.p);
@@ -452,133 +577,30 @@ static int index_csv(simcse_dataset *d) {
     S.r = (seg_reader){.d = d, .cap = SCAN_BLOCK};
     S.r.buf = simcse_xmalloc(S.r.cap);
     int rc = 0;
-    char msg[160];
     for (;;) {
         const char *s = NULL;
         size_t n = 0;
-        uint64_t off = 0, rec_end;
-        int overlong = 0;
+        uint64_t off = 0;
+        int overlong = 0, step;
         int got = seg_next(&S.r, &s, &n, &off, &overlong);
         if (got < 0) {
             rc = -1;
             break;
         }
-        int eof = got == 0;
-        if (eof) {
-            if (!S.in_record) break;
-            if (csv_fini(&S.p, scan_field, scan_record, &c) != 0) {
-                if (c.header) {
-                    rc = simcse_error("%s:%lld: unterminated quoted field in the CSV header", d->path,
-                                      (long long)S.rec_line);
-                    break;
-                }
-                if (bad_row(d, S.rec_line, "unterminated quoted field") != 0) {
-                    rc = -1;
-                    break;
-                }
-                if (!S.rec_next_line) break;
-                csv_recover(&S, 0);
-                continue;
-            }
-            rec_end = d->size;
+        if (got == 0) {
+            step = csv_at_eof(d, &S, &c);
         } else {
-            int ends_line = s[n - 1] == '\n';
-            if (S.skip_line) {
-                if (ends_line) {
-                    S.skip_line = 0;
-                    S.line_no++;
-                    S.line_has_data = 0;
-                }
-                continue;
-            }
-            if (!S.in_record && !overlong && is_blank(s, n)) {
-                if (ends_line) {
-                    if (!S.line_has_data) d->n_empty++;
-                    S.line_no++;
-                    S.line_has_data = 0;
-                }
-                continue;
-            }
+            if (csv_between_records(d, &S, s, n, overlong)) continue;
             S.line_has_data = 1;
-            if (!S.in_record) {
-                S.in_record = 1;
-                S.rec_start = off;
-                S.rec_line = S.line_no;
-                S.rec_next_line = 0;
-                c.nf = 0;
-                c.empty_field = -1;
-                c.ended = 0;
-            }
-            if (overlong) {
-                if (c.header) {
-                    rc = simcse_error("%s:%lld: CSV header line longer than 16 MiB", d->path,
-                                      (long long)S.rec_line);
-                    break;
-                }
-                if (bad_row(d, S.rec_line, "row longer than the limit of 16 MiB") != 0) {
-                    rc = -1;
-                    break;
-                }
-                S.rec_next_line = 0;
-                csv_recover(&S, 0);
-                continue;
-            }
-            size_t used = csv_parse(&S.p, s, n, scan_field, scan_record, &c);
-            if (used < n) { /* strict-mode quoting error */
-                if (c.header) {
-                    rc = simcse_error("%s:%lld: malformed quoting in the CSV header", d->path,
-                                      (long long)S.line_no);
-                    break;
-                }
-                if (S.line_no == S.rec_line)
-                    snprintf(msg, sizeof msg, "malformed quoting (a stray or unescaped '\"')");
-                else
-                    snprintf(msg, sizeof msg,
-                             "unterminated or malformed quoted field (the parse failed at line %lld)",
-                             (long long)S.line_no);
-                if (bad_row(d, S.rec_line, msg) != 0) {
-                    rc = -1;
-                    break;
-                }
-                csv_recover(&S, ends_line);
-                continue;
-            }
-            if (ends_line) {
-                S.line_no++;
-                S.line_has_data = 0;
-                if (!S.rec_next_line) S.rec_next_line = off + n;
-            }
-            if (!c.ended) continue;
-            rec_end = off + n;
+            if (!S.in_record) csv_begin_record(&S, &c, off);
+            step = overlong ? csv_overlong_record(d, &S, &c) : csv_feed(d, &S, &c, s, n, off);
         }
-        /* a complete record */
-        S.in_record = 0;
-        if (c.header) {
-            if (take_header(d, &c, S.rec_line) != 0) {
-                rc = -1;
-                break;
-            }
-            c.header = 0;
-            free_header(&c);
-        } else {
-            const char *problem = NULL;
-            if (c.nf != d->n_cols) {
-                snprintf(msg, sizeof msg, "expected %d fields (as in the header), found %d", d->n_cols, c.nf);
-                problem = msg;
-            } else if (c.empty_field >= 0) {
-                snprintf(msg, sizeof msg, "empty field '%s'", k_field_names[c.empty_field]);
-                problem = msg;
-            } else if (rec_end - S.rec_start > SIMCSE_DATA_MAX_RECORD_BYTES) {
-                problem = "row longer than the limit of 16 MiB";
-            }
-            if (!problem)
-                push_offset(d, S.rec_start);
-            else if (bad_row(d, S.rec_line, problem) != 0) {
-                rc = -1;
-                break;
-            }
+        if (step == CSV_NEXT) continue;
+        if (step == CSV_ERROR || (step == CSV_RECORD && csv_take_record(d, &S, &c) != 0)) {
+            rc = -1;
+            break;
         }
-        if (eof) break;
+        if (step == CSV_DONE || got == 0) break;
     }
     csv_free(&S.p);
     free(S.r.buf);

@@ -9,9 +9,12 @@
  * capacity; a forward with a larger batch is an error, not a reallocation.
  *
  * Dropout sites: 0 = embeddings; for layer l, 1+3l = attention probabilities,
- * 2+3l = attention output, 3+3l = FFN output. Rows are packed token indices
- * (attention: token * heads + head), so the two SimCSE views of a sentence, which
- * sit at different rows, get different masks, as in the PyTorch code. */
+ * 2+3l = attention output, 3+3l = FFN output. A token's rng row is its global row
+ * identity (simcse_packed.row_ids: (view * global_B + example) * max_len + position;
+ * attention: row * heads + head), or its packed index when the batch carries none.
+ * The masks therefore do not depend on where a sentence sits in a batch, a chunk or
+ * a rank, and the two SimCSE views of a sentence, being different views, get
+ * different masks, as in the PyTorch code. */
 #include "simcse/encoder.h"
 
 #include <math.h>

@@ -1,4 +1,11 @@
-/* The contrastive step (see include/simcse/loss.h). Buffers, all on the backend:
+/* The whole SimCSE training step, simcse_step (see include/simcse/loss.h), not only
+ * its loss: 1. every chunk through the encoder's forward; 2. the candidates gathered
+ * over ranks, the InfoNCE loss and the embeddings' gradients (the backend's infonce
+ * op), the candidates' gradients reduce-scattered back; 3. each chunk's backward from
+ * its slice of those gradients (forward run again under gradient caching), the
+ * parameter gradients all-reduced bucket by bucket while the last backward runs.
+ * One file because the three parts share the buffers below and one order of
+ * collectives that every rank must follow. Buffers, all on the backend:
  *   z   [V*B, H]   this rank's embeddings, view-major (chunks copied into place)
  *   dz  [V*B, H]   their gradients
  *   cand, dcand [(V-1)*G*B, H]  the gathered candidates and their gradients

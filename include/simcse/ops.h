@@ -1,5 +1,5 @@
 /* The operation interface: every computation of the model goes through one of
- * these, so the model graph (host/train/model.c) is written once and runs on
+ * these, so the encoder graph (host/train/encoder.c) is written once and runs on
  * any backend. Two implementations: kernels/cpu (fp32, plain loops: the oracle)
  * and kernels/cuda (the fast path).
  *

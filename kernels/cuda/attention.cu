@@ -21,11 +21,11 @@
  *   both deterministic (no atomics): dK/dV with each warp owning 4 keys and the lanes
  *   walking the queries, then dQ with each warp owning 4 queries and the lanes walking the
  *   keys. P is recomputed twice; at L = 32 that is cheaper than any atomic scheme.
- * - Tensor cores: the four products (Q K^T, P V in the forward; dO V^T, dS K, dS^T Q, P^T dO in
- *   the backward) are the 32x32xhd tile loops marked "MMA" below; in bf16 mode they become
- *   mma.sync m16n8k16 bf16 (or wmma 16x16x16) fragments over the same shared-memory tiles
- *   with fp32 accumulators, the softmax and the mask logic unchanged. Everything here is fp32
- *   for now, in both modes (fp32 correctness first). */
+ * - No tensor cores: the four products (Q K^T, P V in the forward; dO V^T, dS K, dS^T Q,
+ *   P^T dO in the backward) are fp32 loops on the CUDA cores over 32 x 32 x hd tiles in
+ *   shared memory, in fp32 and bf16 mode alike (bf16 mode changes the linear layers, not
+ *   this file). The loops marked "MMA" below are the places where mma.sync fragments with
+ *   fp32 accumulators would go; the softmax and mask logic would not change. */
 #include <math.h>
 
 #include "kernels/cuda/cuda_common.cuh"

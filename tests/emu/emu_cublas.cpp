@@ -236,7 +236,9 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
     g.B = {B, Btype, g.tb ? n : k, g.tb ? k : n, ldb, false};
     g.C = {C, Ctype, m, n, ldc, false};
     g.D = g.C;
-    emu_stream_submit(handle->stream, call, [g] { emu_blas::run(g); });
+    // a queueing error (e.g. the legacy stream during a capture) is a failed launch for cuBLAS
+    if (emu_stream_submit(handle->stream, call, [g] { emu_blas::run(g); }) != cudaSuccess)
+        return CUBLAS_STATUS_EXECUTION_FAILED;
     return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -490,7 +490,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t
     g.A.p = A, g.B.p = B, g.C.p = C, g.D.p = D;
     g.bias = const_cast<void *>(computeDesc->bias);
     g.aux = computeDesc->aux;
-    emu_stream_submit(stream, call, [g] { emu_blas::run(g); });
+    // a queueing error (e.g. the legacy stream during a capture) is a failed launch for cuBLASLt
+    if (emu_stream_submit(stream, call, [g] { emu_blas::run(g); }) != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
     return CUBLAS_STATUS_SUCCESS;
 }
 

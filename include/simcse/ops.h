@@ -1,7 +1,8 @@
 /* The operation interface: every computation of the model goes through one of
  * these, so the encoder graph (host/train/encoder.c) is written once and runs on
- * any backend. Two implementations: kernels/cpu (fp32, plain loops: the oracle)
- * and kernels/cuda (the fast path).
+ * any backend. Two implementations: kernels/cpu (fp32: OpenBLAS and a thread pool,
+ * with its plain loops kept as simcse_backend_cpu_reference, the oracle) and
+ * kernels/cuda (the fast path).
  *
  * Conventions
  * - Activations are token-packed: [T, H] with T the real tokens of the batch and

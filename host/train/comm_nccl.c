@@ -2,7 +2,8 @@
  *
  * The CUDA backend's kernels run on their own stream; rather than couple the two,
  * each collective waits for the device to be idle, runs on the communicator's
- * stream and waits for it. That is correct with any backend stream and costs a
+ * stream and waits for it (then checks the communicator's asynchronous error, where a peer's
+ * abort shows). That is correct with any backend stream and costs a
  * synchronisation per collective. The gradient reduction is bucketed by layer
  * and started as each layer's backward ends (all_reduce_sum_start), so it runs on
  * the NCCL stream while the host queues the rest of the backward. */
@@ -38,11 +39,21 @@ typedef struct {
 
 static nccl_ctx *X(simcse_comm *c) { return c->ctx; }
 
+/* Waits for the communicator's stream, then asks NCCL whether the collective failed: a peer
+ * that aborted or died shows only as the communicator's asynchronous error. */
+static int nc_sync(nccl_ctx *x) {
+    CUDA_CHECK(cudaStreamSynchronize(x->stream));
+    ncclResult_t async = ncclSuccess;
+    NCCL_CHECK(ncclCommGetAsyncError(x->comm, &async));
+    if (async != ncclSuccess)
+        return simcse_error("NCCL: a collective failed: %s (%s)", ncclGetErrorString(async), ncclGetLastError(x->comm));
+    return 0;
+}
+
 static int nc_all_reduce(simcse_comm *c, float *buf, size_t n) {
     CUDA_CHECK(cudaDeviceSynchronize());
     NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, X(c)->comm, X(c)->stream));
-    CUDA_CHECK(cudaStreamSynchronize(X(c)->stream));
-    return 0;
+    return nc_sync(X(c));
 }
 
 /* Waits for the kernels that produced buf (the host stops until the device is idle,
@@ -54,22 +65,19 @@ static int nc_all_reduce_start(simcse_comm *c, float *buf, size_t n) {
 }
 
 static int nc_wait(simcse_comm *c) {
-    CUDA_CHECK(cudaStreamSynchronize(X(c)->stream));
-    return 0;
+    return nc_sync(X(c));
 }
 
 static int nc_all_gather(simcse_comm *c, const float *send, float *recv, size_t n) {
     CUDA_CHECK(cudaDeviceSynchronize());
     NCCL_CHECK(ncclAllGather(send, recv, n, ncclFloat, X(c)->comm, X(c)->stream));
-    CUDA_CHECK(cudaStreamSynchronize(X(c)->stream));
-    return 0;
+    return nc_sync(X(c));
 }
 
 static int nc_reduce_scatter(simcse_comm *c, const float *send, float *recv, size_t n) {
     CUDA_CHECK(cudaDeviceSynchronize());
     NCCL_CHECK(ncclReduceScatter(send, recv, n, ncclFloat, ncclSum, X(c)->comm, X(c)->stream));
-    CUDA_CHECK(cudaStreamSynchronize(X(c)->stream));
-    return 0;
+    return nc_sync(X(c));
 }
 
 static int nc_all_reduce_host_f64(simcse_comm *c, double *v, int n) {
@@ -82,7 +90,7 @@ static int nc_all_reduce_host_f64(simcse_comm *c, double *v, int n) {
     }
     CUDA_CHECK(cudaMemcpy(x->dbuf, v, (size_t)n * sizeof(double), cudaMemcpyHostToDevice));
     NCCL_CHECK(ncclAllReduce(x->dbuf, x->dbuf, (size_t)n, ncclDouble, ncclSum, x->comm, x->stream));
-    CUDA_CHECK(cudaStreamSynchronize(x->stream));
+    if (nc_sync(x) != 0) return -1;
     CUDA_CHECK(cudaMemcpy(v, x->dbuf, (size_t)n * sizeof(double), cudaMemcpyDeviceToHost));
     return 0;
 }

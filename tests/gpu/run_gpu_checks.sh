@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
 # GPU checks of the CUDA backend, in one command, on a machine with an NVIDIA GPU:
 #   1. build build/simcse and build/simcse_tests (skip with --no-build: use what is there)
-#   2. the cuda_ops and cuda_model suites (CUDA backend vs the CPU oracle, whole training
-#      step with dropout, encode vs the transformers fixtures) at full size
-#   3. the same suite under compute-sanitizer memcheck, racecheck and synccheck, with
-#      SIMCSE_TEST_SMALL=1 (smaller shapes: sanitizers slow kernels down 10-100x)
+#   2. the cuda_ops, cuda_model and cuda_mma suites (CUDA backend vs the CPU oracle, whole
+#      training step with dropout, encode vs the transformers fixtures, the tensor-core
+#      layouts the CPU harness emulates vs the hardware's) at full size
+#   3. the same suites under compute-sanitizer memcheck, racecheck, synccheck and initcheck,
+#      with SIMCSE_TEST_SMALL=1 (smaller shapes: sanitizers slow kernels down 10-100x)
 #   4. configs/demo.json on the GPU for 300 steps in fp32 and in bf16: both loss curves
 #      (every 25 steps) and their largest relative gap
 #   5. the fp32 demo export encoded by `simcse encode --device cuda` (fp32 and bf16) against
 #      sentence-transformers and transformers (tests/check_sentence_transformers.py)
 # then a table of the results. Exit status 0 only when every step passed.
+#
+# Staged mode (--stage N): the same checks cut into three calls that fit a 15-minute device
+# allowance (each call starts the machine's clock; each prints its short table last). The
+# build is made HERE (nvcc needs no GPU) and carried; the GPU machine builds nothing:
+#   here:  make -j2 build/simcse build/simcse_tests build/bench_step build/bench_kernels
+#          bash tests/gpu/pack_deps.sh      # only if the GPU machine lacks the libraries
+#   --stage 1  (<= 3 min) the cuda_* suites with SIMCSE_CUDA_SYNC=1 (every launch checked
+#              where it happens), no sanitizers
+#   --stage 2  compute-sanitizer memcheck, racecheck, synccheck, initcheck at small shapes
+#              (SIMCSE_TEST_SMALL=1), each tool capped at STAGE_TOOL_TIMEOUT s (default 130)
+#   --stage 3  the benchmarks (bench/run.sh, BENCH_PARTS default kernels,steps; no append
+#              to bench/RESULTS.md unless BENCH_APPEND=1), then its table
+# With the device tool of this workplace, one call per stage, e.g.
+#   run(command="bash tests/gpu/run_gpu_checks.sh --stage 1", timeout_s=240, carry=["build"])
+# (build/ with its objects and build/gpu-deps is about 25 MB; stage 3's bench/run.sh calls make,
+# which finds the carried programs up to date or rebuilds them with the carried headers).
 #
 # Idempotent: make rebuilds only what changed; logs are overwritten in build/gpu-checks/.
 #
@@ -21,9 +38,11 @@
 # or, with build/ prebuilt here by `make build/simcse build/simcse_tests` (nvcc, no GPU needed):
 #   run(command="bash tests/gpu/run_gpu_checks.sh --no-build", carry=["build"])
 #
-# Options: --no-build, --no-sanitizers, --no-train, --filter PATTERN (Criterion, default 'cuda_*/*').
+# Options: --stage 1|2|3, --no-build, --no-sanitizers, --no-train, --filter PATTERN
+#          (Criterion, default 'cuda_*/*').
 # Environment: JOBS (make -j, default nproc), SIMCSE_TEST_SEED (replay a seed),
-#              GPU_CHECKS_TIMEOUT (seconds per step, default 900).
+#              GPU_CHECKS_TIMEOUT (seconds per step, default 900; stage 1: 170),
+#              STAGE_TOOL_TIMEOUT (stage 2, seconds per sanitizer, default 130).
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$(pwd)
@@ -33,20 +52,36 @@ mkdir -p "$OUT"
 BUILD=1
 SANITIZE=1
 TRAIN=1
+STAGE=0
 FILTER='cuda_*/*'
 while [ $# -gt 0 ]; do
     case "$1" in
+    --stage)
+        STAGE="${2:-}"
+        case "$STAGE" in 1 | 2 | 3) ;; *) echo "run_gpu_checks: --stage takes 1, 2 or 3" >&2; exit 2 ;; esac
+        shift ;;
     --no-build) BUILD=0 ;;
     --no-sanitizers) SANITIZE=0 ;;
     --no-train) TRAIN=0 ;;
     --filter) FILTER="$2"; shift ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,44p' "$0"; exit 0 ;;
     *) echo "run_gpu_checks: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 4)}
 STEP_TIMEOUT=${GPU_CHECKS_TIMEOUT:-900}
+SYNC_ENV=""
+SAN_TOOLS="memcheck racecheck synccheck initcheck"
+if [ "$STAGE" != 0 ]; then
+    # staged: the build was made elsewhere and carried; each call runs one part only
+    BUILD=0
+    case "$STAGE" in
+    1) SANITIZE=0 TRAIN=0 SYNC_ENV="SIMCSE_CUDA_SYNC=1" STEP_TIMEOUT=${GPU_CHECKS_TIMEOUT:-170} ;;
+    2) SANITIZE=1 TRAIN=0 STEP_TIMEOUT=${STAGE_TOOL_TIMEOUT:-130} ;;
+    3) SANITIZE=0 TRAIN=0 ;;
+    esac
+fi
 
 # ---- private dependencies (build/gpu-deps from tests/gpu/pack_deps.sh) ----
 DEPS="$ROOT/build/gpu-deps"
@@ -93,11 +128,11 @@ if [ "$BUILD" = 1 ]; then
         tail -n 30 "$OUT/build.log"
     fi
 fi
-if [ ! -x build/simcse_tests ]; then
-    echo "run_gpu_checks: build/simcse_tests does not exist" >&2
+if [ ! -x build/simcse_tests ] && [ "$STAGE" != 3 ]; then
+    echo "run_gpu_checks: build/simcse_tests does not exist (staged mode: build it here and carry it)" >&2
     FAILED=1
 fi
-if ! nm -C build/libsimcse.a 2>/dev/null | grep -q " T cu_attention_fwd"; then
+if [ -e build/libsimcse.a ] && ! nm -C build/libsimcse.a 2>/dev/null | grep -q " T cu_attention_fwd"; then
     echo "run_gpu_checks: warning: build/libsimcse.a has no CUDA kernels (built with CUDA=0?)"
 fi
 
@@ -120,7 +155,7 @@ run_suite() { # name logfile [sanitizer tool]
     local t0 rc
     t0=$(date +%s)
     if [ -z "$tool" ]; then
-        timeout "$STEP_TIMEOUT" build/simcse_tests --filter "$FILTER" --jobs 1 --verbose >"$log" 2>&1
+        env $SYNC_ENV timeout "$STEP_TIMEOUT" build/simcse_tests --filter "$FILTER" --jobs 1 --verbose >"$log" 2>&1
         rc=$?
     else
         SIMCSE_TEST_SMALL=1 timeout "$STEP_TIMEOUT" "$SANITIZER" --tool "$tool" --target-processes all \
@@ -149,16 +184,16 @@ run_suite() { # name logfile [sanitizer tool]
     add_row "$name" "$res" "$counts" "$san" "$secs"
 }
 
-if [ -x build/simcse_tests ]; then
+if [ -x build/simcse_tests ] && [ "$STAGE" != 3 ]; then
     # ---- 2. the suite ----
-    run_suite cuda_suites "$OUT/cuda_ops.log"
+    if [ "$STAGE" = 0 ] || [ "$STAGE" = 1 ]; then run_suite cuda_suites "$OUT/cuda_ops.log"; fi
     # ---- 3. sanitizers ----
     if [ "$SANITIZE" = 1 ]; then
         if [ -z "$SANITIZER" ]; then
             add_row sanitizers "NOT RUN" - "compute-sanitizer not found" 0
             FAILED=1
         else
-            for tool in memcheck racecheck synccheck; do
+            for tool in $SAN_TOOLS; do
                 run_suite "$tool" "$OUT/$tool.log" "$tool"
             done
         fi
@@ -206,6 +241,22 @@ if [ "$TRAIN" = 1 ] && [ -x build/simcse ]; then
     fi
 fi
 
+# ---- stage 3: the benchmarks ----
+if [ "$STAGE" = 3 ]; then
+    t0=$(date +%s)
+    if BENCH_PARTS=${BENCH_PARTS:-kernels,steps} BENCH_APPEND=${BENCH_APPEND:-0} BENCH_OUT="$OUT/bench" \
+        timeout "$STEP_TIMEOUT" bash bench/run.sh >"$OUT/bench.log" 2>&1; then
+        add_row bench ok - - $(($(date +%s) - t0))
+    else
+        add_row bench FAIL - - $(($(date +%s) - t0))
+        FAILED=1
+        echo "-- bench/run.sh failed; the end of $OUT/bench.log:"
+        tail -n 20 "$OUT/bench.log"
+    fi
+    echo "-- benchmark table (bench/run.sh):"
+    grep -a '^|' "$OUT/bench.log" | tail -n 20
+fi
+
 echo
 printf '%-12s %-20s %-9s %-28s %7s\n' step result tests sanitizer seconds
 printf '%-12s %-20s %-9s %-28s %7s\n' ------------ -------------------- --------- ---------------------------- -------
@@ -214,7 +265,7 @@ for i in "${!T_NAME[@]}"; do
 done
 echo "logs: $OUT/"
 if [ "$FAILED" != 0 ]; then
-    for f in "$OUT"/cuda_ops.log "$OUT"/memcheck.log "$OUT"/racecheck.log "$OUT"/synccheck.log; do
+    for f in "$OUT"/cuda_ops.log "$OUT"/memcheck.log "$OUT"/racecheck.log "$OUT"/synccheck.log "$OUT"/initcheck.log; do
         [ -f "$f" ] || continue
         if grep -aqE "FAIL|CRASH|ERROR SUMMARY: [1-9]|Assertion" "$f"; then
             echo "---- $(basename "$f"): failures"

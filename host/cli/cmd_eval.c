@@ -88,8 +88,11 @@ int simcse_cmd_eval(int argc, char **argv) {
         simcse_fatal("eval: %s", simcse_last_error());
 
     double t0 = simcse_now_seconds();
+    /* each distinct sentence embedded once: the statistics reuse the STS-B vectors */
+    simcse_embed_cache *cache = simcse_embed_cache_create(simcse_embedder_embed, &em, m.cfg.hidden);
+    if (!cache) simcse_fatal("eval: %s", simcse_last_error());
     simcse_eval_result res;
-    if (simcse_eval_sts(data_dir, tasks, split, m.cfg.hidden, batch, simcse_embedder_embed, &em, &res) != 0)
+    if (simcse_eval_sts(data_dir, tasks, split, m.cfg.hidden, batch, simcse_embed_cache_embed, cache, &res) != 0)
         simcse_fatal("eval: %s", simcse_last_error());
     printf("%-8s %7s %10s\n", "task", "pairs", "spearman");
     for (int i = 0; i < res.n_tasks; i++)
@@ -103,7 +106,8 @@ int simcse_cmd_eval(int argc, char **argv) {
                     res.task[i].task, res.task[i].n_nonfinite, 2 * res.task[i].n_pairs);
     if (stats) {
         simcse_embedding_stats es;
-        if (simcse_eval_embedding_stats(data_dir, split, m.cfg.hidden, batch, simcse_embedder_embed, &em, &es) != 0)
+        if (simcse_eval_embedding_stats(data_dir, split, m.cfg.hidden, batch, simcse_embed_cache_embed, cache, &es) !=
+            0)
             simcse_fatal("eval: %s", simcse_last_error());
         printf("alignment %.4f (%d STS-B %s pairs scored > 4) | uniformity %.4f | anisotropy %.4f (%d sentences)\n",
                es.alignment, es.n_pos_pairs, simcse_split_name(split), es.uniformity, es.anisotropy,
@@ -116,6 +120,7 @@ int simcse_cmd_eval(int argc, char **argv) {
     }
     fprintf(stderr, "simcse: evaluated on %s in %.1f s (%lld sentences)\n", be->name, simcse_now_seconds() - t0,
             em.n_sentences);
+    simcse_embed_cache_free(cache);
     simcse_embedder_free(&em);
     simcse_encoder_free(enc);
     simcse_tokenizer_free(tok);

@@ -114,12 +114,16 @@ static int evaluate(trainer *t, double *score) {
     simcse_eval_result res;
     simcse_embedding_stats es;
     double t0 = simcse_now_seconds();
-    if (simcse_eval_sts(t->data_dir, t->cfg->eval_tasks, SIMCSE_SPLIT_DEV, t->model.cfg.hidden,
-                        t->embedder.batch_size, simcse_embedder_embed, &t->embedder, &res) != 0)
-        return -1;
-    if (simcse_eval_embedding_stats(t->data_dir, SIMCSE_SPLIT_DEV, t->model.cfg.hidden, t->embedder.batch_size,
-                                    simcse_embedder_embed, &t->embedder, &es) != 0)
-        return -1;
+    /* the statistics embed the STS-B dev sentences the scores just embedded */
+    simcse_embed_cache *cache = simcse_embed_cache_create(simcse_embedder_embed, &t->embedder, t->model.cfg.hidden);
+    if (!cache) return -1;
+    int rc = simcse_eval_sts(t->data_dir, t->cfg->eval_tasks, SIMCSE_SPLIT_DEV, t->model.cfg.hidden,
+                             t->embedder.batch_size, simcse_embed_cache_embed, cache, &res);
+    if (rc == 0)
+        rc = simcse_eval_embedding_stats(t->data_dir, SIMCSE_SPLIT_DEV, t->model.cfg.hidden, t->embedder.batch_size,
+                                         simcse_embed_cache_embed, cache, &es);
+    simcse_embed_cache_free(cache);
+    if (rc != 0) return -1;
     *score = res.avg_spearman;
     t->eval_alignment = es.alignment;
     t->eval_uniformity = es.uniformity;

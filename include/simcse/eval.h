@@ -22,6 +22,7 @@
 #ifndef SIMCSE_EVAL_H
 #define SIMCSE_EVAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Writes the embeddings of sents[0..n) to out[n, dim]; returns 0, or -1 + error. */
@@ -32,6 +33,16 @@ typedef enum { SIMCSE_SPLIT_DEV = 0, SIMCSE_SPLIT_TEST = 1 } simcse_split;
 /* "dev" or "test" (also "validation"). */
 int simcse_split_parse(const char *s, simcse_split *out);
 const char *simcse_split_name(simcse_split s);
+
+/* A memo in front of an embed callback (host/eval/embed_cache.c): each distinct
+ * sentence is embedded once, so the STS scores and alignment / uniformity of one
+ * evaluation share the work and the vectors. Pass simcse_embed_cache_embed with
+ * the cache as ctx wherever a simcse_embed_fn goes. */
+typedef struct simcse_embed_cache simcse_embed_cache;
+simcse_embed_cache *simcse_embed_cache_create(simcse_embed_fn embed, void *ctx, int dim);
+int simcse_embed_cache_embed(void *cache, const char *const *sents, int n, float *out);
+size_t simcse_embed_cache_size(const simcse_embed_cache *c); /* distinct sentences held */
+void simcse_embed_cache_free(simcse_embed_cache *c);
 
 /* ---- data ---- */
 

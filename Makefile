@@ -34,12 +34,12 @@ ifneq ($(filter demo test,$(MAKECMDGOALS)),)
   endif
 endif
 
-PKGS    := libcjson libutf8proc libpcre2-8 zlib
+PKGS    := libcjson libutf8proc libpcre2-8 zlib openblas
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 $(WARN) -Iinclude -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread -MMD -MP \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lutf8proc -lpcre2-8 -lz) -lcsv -lm -pthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lutf8proc -lpcre2-8 -lz -lopenblas) -lcsv -lm -pthread
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined

@@ -83,13 +83,20 @@ static void linear_fwd_case(int N, int I, int O, int with_bias) {
     cpu()->linear_fwd(cpu(), out, in, W, b, N, I, O);
     naive_linear(want, in, W, b, N, I, O);
     check_close("linear out", out, want, (size_t)N * O, 2e-5 * sqrt((double)I));
-    /* row by row (never threaded) gives the same bits: the result does not depend on the split */
+    /* the same call again gives the same bits (the split is a function of the shapes and
+     * the thread count); the plain-loop reference computes each row alone the same way */
+    float *again = rnd((size_t)N * O, 7, 8, 105);
+    cpu()->linear_fwd(cpu(), again, in, W, b, N, I, O);
+    cr_assert_eq(memcmp(again, out, (size_t)N * O * sizeof(float)), 0, "a second call differs");
+    simcse_backend *ref = simcse_backend_cpu_reference();
+    ref->linear_fwd(ref, out, in, W, b, N, I, O);
+    check_close("reference linear out", out, want, (size_t)N * O, 2e-5 * sqrt((double)I));
     float *row = zeros((size_t)O);
     for (int n = 0; n < N; n++) {
-        cpu()->linear_fwd(cpu(), row, in + (size_t)n * I, W, b, 1, I, O);
+        ref->linear_fwd(ref, row, in + (size_t)n * I, W, b, 1, I, O);
         cr_assert_eq(memcmp(row, out + (size_t)n * O, (size_t)O * sizeof(float)), 0, "row %d differs", n);
     }
-    free(in), free(W), free(b), free(out), free(want), free(row);
+    free(in), free(W), free(b), free(out), free(want), free(row), free(again);
 }
 
 Test(cpu_ops, linear_fwd_matches_naive) {

@@ -103,7 +103,13 @@ static void assert_rows_close(const char *what, const float *got, const float *w
     }
 }
 
-static void check_forward(const char *arch) {
+/* alone_tol: how far a sentence encoded alone may be from itself inside the batch. The
+ * plain-loop reference backend computes every row the same way whatever the batch, so it
+ * is held to 1e-6 (a leak between packed sequences shows far above that); OpenBLAS picks
+ * its kernel by the matrix sizes, so one row alone and the same row among others round
+ * differently (measured: up to 1.4e-6 on these fixtures), and the BLAS backend is held to
+ * 1e-5 here and to the reference op by op in tests/test_cpu_fast.c. */
+static void check_forward(const char *arch, simcse_backend *be, float alone_tol) {
     simcse_model m;
     load_model(&m, arch);
     char name[64];
@@ -111,7 +117,7 @@ static void check_forward(const char *arch) {
     fixture f;
     fixture_load(&f, name, &m);
     const int H = m.cfg.hidden;
-    simcse_encoder *e = simcse_encoder_create(simcse_backend_cpu(), &m, f.n_seq, f.T, 0);
+    simcse_encoder *e = simcse_encoder_create(be, &m, f.n_seq, f.T, 0);
     cr_assert_not_null(e, "%s", simcse_last_error());
     float *got = malloc((size_t)f.T * H * sizeof(float));
     for (int p = 0; p < 5; p++) {
@@ -146,8 +152,8 @@ static void check_forward(const char *arch) {
             cr_assert(H <= 512);
             simcse_encoder_output_to_host(e, alone);
             for (int c = 0; c < H; c++)
-                cr_assert(fabsf(alone[c] - batched[(size_t)s * H + c]) <= 1e-6f * (1 + fabsf(alone[c])),
-                          "%s: sentence %d alone differs from the batch at %d", tn, s, c);
+                cr_assert(fabsf(alone[c] - batched[(size_t)s * H + c]) <= alone_tol * (1 + fabsf(alone[c])),
+                          "%s (%s): sentence %d alone differs from the batch at %d", tn, be->name, s, c);
         }
         free(batched);
     }
@@ -157,8 +163,14 @@ static void check_forward(const char *arch) {
     simcse_model_free(&m);
 }
 
-Test(model_parity, bert_forward_every_pooler) { check_forward("bert"); }
-Test(model_parity, roberta_forward_every_pooler) { check_forward("roberta"); }
+Test(model_parity, bert_forward_every_pooler) { check_forward("bert", simcse_backend_cpu(), 1e-5f); }
+Test(model_parity, roberta_forward_every_pooler) { check_forward("roberta", simcse_backend_cpu(), 1e-5f); }
+Test(model_parity, bert_forward_every_pooler_reference) {
+    check_forward("bert", simcse_backend_cpu_reference(), 1e-6f);
+}
+Test(model_parity, roberta_forward_every_pooler_reference) {
+    check_forward("roberta", simcse_backend_cpu_reference(), 1e-6f);
+}
 
 /* Gradient of every tensor within 1e-5 relative to the tensor's max magnitude
  * (llm.c's per-tensor check), loss within 1e-5. */

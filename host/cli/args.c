@@ -8,6 +8,7 @@
 
 #include "simcse/cli.h"
 #include "simcse/common.h"
+#include "simcse/ops.h"
 
 int simcse_arg_str(int argc, char **argv, int *i, const char *name, const char **val) {
     const char *a = argv[*i];
@@ -34,6 +35,13 @@ int simcse_arg_int(int argc, char **argv, int *i, const char *name, int lo, int 
         return simcse_error("option %s: expected an integer in [%d, %d], got '%s'", name, lo, hi, s);
     *val = (int)v;
     return 1;
+}
+
+int simcse_arg_threads(int argc, char **argv, int *i) {
+    int n;
+    int r = simcse_arg_int(argc, argv, i, "--threads", 1, 1024, &n);
+    if (r <= 0) return r;
+    return simcse_cpu_set_threads(n) < 0 ? -1 : 1;
 }
 
 long simcse_read_sentence(char **line, size_t *cap, void *file) {
@@ -94,6 +102,53 @@ char **simcse_read_lines(const char *path, int *n, size_t **lens) {
     if (!len_of) len_of = simcse_xmalloc(sizeof *len_of);
     *lens = len_of;
     return lines;
+}
+
+int simcse_lines_open(simcse_line_reader *r, const char *path) {
+    memset(r, 0, sizeof *r);
+    r->f = stdin;
+    r->name = "stdin";
+    if (path && strcmp(path, "-") != 0) {
+        r->name = path;
+        r->f = fopen(path, "rb");
+        if (!r->f) return simcse_error("%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fileno(r->f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        simcse_lines_close(r);
+        return simcse_error("%s: is a directory, not a file of sentences", path);
+    }
+    return 0;
+}
+
+int simcse_lines_next(simcse_line_reader *r, char **lines, size_t *lens, int max) {
+    int count = 0;
+    long len;
+    while (count < max && (len = simcse_read_sentence(&r->line, &r->cap, r->f)) >= 0) {
+        lines[count] = simcse_xmalloc((size_t)len + 1);
+        memcpy(lines[count], r->line, (size_t)len + 1);
+        lens[count++] = (size_t)len;
+    }
+    if (count < max && ferror(r->f)) {
+        int err = errno;
+        simcse_free_line_array(lines, count);
+        return simcse_error("%s: read failed after %lld lines: %s", r->name, r->done + count, strerror(err));
+    }
+    r->done += count;
+    return count;
+}
+
+void simcse_free_line_array(char **lines, int n) {
+    for (int i = 0; i < n; i++) {
+        free(lines[i]);
+        lines[i] = NULL;
+    }
+}
+
+void simcse_lines_close(simcse_line_reader *r) {
+    if (r->f && r->f != stdin) fclose(r->f);
+    free(r->line);
+    memset(r, 0, sizeof *r);
 }
 
 void simcse_free_lines(char **lines, int n) {

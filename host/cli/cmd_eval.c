@@ -23,6 +23,7 @@ static void usage(FILE *f) {
             "  --max-len N       tokens per sentence (default 32)\n"
             "  --batch-size N    sentences per forward pass (default 128)\n"
             "  --device D        cpu, cuda or auto (default auto)\n"
+            "  --threads N       CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
             "  --precision P     fp32 or bf16 (GPU; default fp32)\n"
             "  --no-stats        skip alignment / uniformity / anisotropy\n");
 }
@@ -47,6 +48,7 @@ int simcse_cmd_eval(int argc, char **argv) {
             (r = simcse_arg_str(argc, argv, &i, "--split", &split_name)) ||
             (r = simcse_arg_str(argc, argv, &i, "--data-dir", &data_dir)) ||
             (r = simcse_arg_str(argc, argv, &i, "--device", &device)) ||
+            (r = simcse_arg_threads(argc, argv, &i)) ||
             (r = simcse_arg_str(argc, argv, &i, "--precision", &precision)) ||
             (r = simcse_arg_int(argc, argv, &i, "--max-len", 3, 1 << 20, &max_len)) ||
             (r = simcse_arg_int(argc, argv, &i, "--batch-size", 1, 1 << 20, &batch))) {
@@ -79,7 +81,7 @@ int simcse_cmd_eval(int argc, char **argv) {
                                           2.0 * batch * m.cfg.hidden * sizeof(float),
                                       "eval") != 0)
         simcse_fatal("eval: %s", simcse_last_error());
-    simcse_encoder *enc = simcse_encoder_create(be, &m, batch, batch * max_len, 0);
+    simcse_encoder *enc = simcse_encoder_create(be, &m, batch, simcse_embedder_max_tokens(batch, max_len), 0);
     if (!enc) simcse_fatal("eval: %s", simcse_last_error());
     simcse_embedder em;
     if (simcse_embedder_init(&em, tok, enc, &m, pooler, pooler == SIMCSE_POOL_CLS, max_len, batch) != 0)

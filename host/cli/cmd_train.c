@@ -33,6 +33,7 @@ static void usage(FILE *f) {
             "                    once. Only logging_steps, eval_steps, save_steps (--set) and --quiet may change;\n"
             "                    any other key, another --ranks/--gpus count or another backend is refused\n"
             "  --device D        cpu, cuda or auto (default auto)\n"
+            "  --threads N       CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
             "  --gpus N          N processes on this node, one per GPU, NCCL between them (torchrun, mpirun\n"
             "                    and srun work too: ranks come from their environment; with MASTER_ADDR and\n"
             "                    MASTER_PORT set, rank 0 hands out NCCL's id over TCP)\n"
@@ -152,6 +153,7 @@ int simcse_cmd_train(int argc, char **argv) {
             (r = simcse_arg_str(argc, argv, &i, "--output", &output)) ||
             (r = simcse_arg_str(argc, argv, &i, "--resume", &resume)) ||
             (r = simcse_arg_str(argc, argv, &i, "--device", &device)) ||
+            (r = simcse_arg_threads(argc, argv, &i)) ||
             (r = simcse_arg_int(argc, argv, &i, "--stop-after", 1, 1 << 30, &stop_after)) ||
             (r = simcse_arg_int(argc, argv, &i, "--gpus", 1, 1024, &gpus)) ||
             (r = simcse_arg_int(argc, argv, &i, "--ranks", 1, 64, &ranks))) {

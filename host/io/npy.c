@@ -9,6 +9,7 @@
 #include "simcse/npy.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,9 @@
 #error "npy.c assumes a little-endian host"
 #endif
 
-int simcse_npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols) {
-    if (rows < 0 || cols < 0) return simcse_error("%s: invalid shape (%lld, %lld)", path, (long long)rows, (long long)cols);
-    size_t bytes;
-    if (__builtin_mul_overflow((size_t)rows, (size_t)cols * sizeof(float), &bytes))
-        return simcse_error("%s: shape (%lld, %lld) is too large", path, (long long)rows, (long long)cols);
+/* numpy's header for a C-order float32 [rows, cols]: its length does not depend on rows
+ * (numpy leaves 21 - digits spare spaces), so a streamed file is patched in place. */
+static size_t format_header(char *hdr, int64_t rows, int64_t cols) {
     /* numpy adds 21 - len(repr(rows)) spare spaces (room to grow axis 0 in
      * place) and then always at least one pad space (a full 64 when aligned). */
     char dict[192];
@@ -40,18 +39,64 @@ int simcse_npy_write_f32(const char *path, const float *data, int64_t rows, int6
     size_t total = 10 + (size_t)n + 1; /* magic+version+len, dict, newline */
     size_t padded = total + (64 - total % 64);
     size_t hlen = padded - 10;
-    char hdr[320];
     memcpy(hdr, "\x93NUMPY\x01\x00", 8);
     hdr[8] = (char)(hlen & 0xff);
     hdr[9] = (char)(hlen >> 8);
     memcpy(hdr + 10, dict, (size_t)n);
     memset(hdr + 10 + n, ' ', padded - total);
     hdr[padded - 1] = '\n';
-    simcse_atomic_file af;
-    if (simcse_atomic_open(&af, path) != 0) return -1;
-    simcse_atomic_write(&af, hdr, padded);
-    if (bytes) simcse_atomic_write(&af, data, bytes);
-    return simcse_atomic_commit(&af);
+    return padded;
+}
+
+int simcse_npy_writer_open(simcse_npy_writer *w, const char *path, int64_t cols) {
+    memset(w, 0, sizeof *w);
+    if (cols < 0) return simcse_error("%s: invalid number of columns %lld", path, (long long)cols);
+    w->cols = cols;
+    char hdr[320];
+    w->header_len = format_header(hdr, 0, cols); /* rows patched in at close */
+    if (simcse_atomic_open(&w->af, path) != 0) return -1;
+    return simcse_atomic_write(&w->af, hdr, w->header_len);
+}
+
+int simcse_npy_writer_append(simcse_npy_writer *w, const float *data, int64_t rows) {
+    size_t bytes;
+    if (rows < 0 || __builtin_mul_overflow((size_t)rows, (size_t)w->cols * sizeof(float), &bytes))
+        return simcse_error("%s: cannot append %lld rows", w->af.path, (long long)rows);
+    if (bytes && simcse_atomic_write(&w->af, data, bytes) != 0) return -1;
+    w->rows += rows;
+    return 0;
+}
+
+int simcse_npy_writer_close(simcse_npy_writer *w) {
+    char hdr[320];
+    if (!w->af.failed) {
+        if (format_header(hdr, w->rows, w->cols) != w->header_len) {
+            simcse_error("%s: %lld rows do not fit the header", w->af.path, (long long)w->rows);
+            w->af.failed = 1;
+        } else if (fflush(w->af.f) != 0 || fseek(w->af.f, 0, SEEK_SET) != 0) {
+            simcse_error("%s: cannot rewrite the header: %s", w->af.tmp, strerror(errno));
+            w->af.failed = 1;
+        } else if (simcse_atomic_write(&w->af, hdr, w->header_len) != 0) {
+            w->af.failed = 1;
+        }
+    }
+    return simcse_atomic_commit(&w->af);
+}
+
+void simcse_npy_writer_abort(simcse_npy_writer *w) { simcse_atomic_abort(&w->af); }
+
+int simcse_npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols) {
+    if (rows < 0 || cols < 0) return simcse_error("%s: invalid shape (%lld, %lld)", path, (long long)rows, (long long)cols);
+    size_t bytes;
+    if (__builtin_mul_overflow((size_t)rows, (size_t)cols * sizeof(float), &bytes))
+        return simcse_error("%s: shape (%lld, %lld) is too large", path, (long long)rows, (long long)cols);
+    simcse_npy_writer w;
+    if (simcse_npy_writer_open(&w, path, cols) != 0) {
+        if (w.af.f) simcse_npy_writer_abort(&w);
+        return -1;
+    }
+    if (simcse_npy_writer_append(&w, data, rows) != 0) w.af.failed = 1;
+    return simcse_npy_writer_close(&w);
 }
 
 /* Finds 'key': in the dict and returns the position after the colon and spaces. */

@@ -1,5 +1,8 @@
 /* Batched sentence embedding. Sentences are packed without padding and the
- * encoder is run in inference mode (no dropout) once per batch. */
+ * encoder is run in inference mode (no dropout) once per batch. The encoder's token
+ * capacity is bounded (simcse_embedder_max_tokens), not batch * max_len: a batch whose
+ * packed tokens do not fit is split in halves until each piece fits, so memory depends on
+ * the batch and the capacity only, never on the input. */
 #include "simcse/embedder.h"
 
 #include <stdio.h>
@@ -32,18 +35,31 @@ int simcse_embedder_embed(void *ctx, const char *const *sents, int n, float *out
     return simcse_embedder_embed_lines(ctx, sents, NULL, n, out);
 }
 
+int simcse_embedder_max_tokens(int batch, int max_len) {
+    long long t = (long long)batch * max_len;
+    if (t > SIMCSE_EMBED_TOKENS) t = SIMCSE_EMBED_TOKENS;
+    if (t < max_len) t = max_len;
+    return (int)t;
+}
+
 int simcse_embedder_embed_lines(simcse_embedder *em, const char *const *sents, const size_t *lens, int n, float *out) {
     simcse_encoder_set_dropout(em->enc, 0, 0, 0);
-    for (int i = 0; i < n; i += em->batch_size) {
+    const int capacity = simcse_encoder_max_tokens(em->enc);
+    for (int i = 0; i < n;) {
         int k = n - i < em->batch_size ? n - i : em->batch_size;
-        if (simcse_pack_sentences(em->tok, sents + i, lens ? lens + i : NULL, k, em->pos_offset, &em->tb) != 0)
-            return -1;
+        for (;;) {
+            if (simcse_pack_sentences(em->tok, sents + i, lens ? lens + i : NULL, k, em->pos_offset, &em->tb) != 0)
+                return -1;
+            if (em->tb.T <= capacity || k == 1) break;
+            k = (k + 1) / 2; /* too many real tokens for the encoder: a smaller piece */
+        }
         simcse_packed p = {.n_seq = em->tb.n_seq, .T = em->tb.T, .ids = em->tb.ids, .pos_ids = em->tb.pos_ids,
                            .type_ids = NULL, .offsets = em->tb.offsets};
         if (simcse_encoder_forward(em->enc, &p, em->pooler, em->apply_mlp) != 0) return -1;
         simcse_encoder_output_to_host(em->enc, out + (size_t)i * em->hidden);
         em->n_sentences += k;
         em->n_tokens += em->tb.T;
+        i += k;
     }
     return 0;
 }

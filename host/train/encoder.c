@@ -439,6 +439,9 @@ void simcse_encoder_download(simcse_encoder *e, simcse_model *m) {
     e->be->to_host(e->be, m->data, e->params, m->n_floats * sizeof(float));
 }
 
+int simcse_encoder_max_tokens(const simcse_encoder *e) { return e->max_tokens; }
+int simcse_encoder_max_seqs(const simcse_encoder *e) { return e->max_seqs; }
+
 int simcse_encoder_hidden_size(const simcse_encoder *e) { return e->cfg.hidden; }
 
 void simcse_encoder_hidden_to_host(simcse_encoder *e, int k, float *out) {

@@ -65,6 +65,9 @@ size_t simcse_encoder_n_params(const simcse_encoder *e);
 void simcse_encoder_download(simcse_encoder *e, simcse_model *m);
 simcse_backend *simcse_encoder_backend(simcse_encoder *e);
 int simcse_encoder_hidden_size(const simcse_encoder *e);
+/* the capacity it was created for */
+int simcse_encoder_max_tokens(const simcse_encoder *e);
+int simcse_encoder_max_seqs(const simcse_encoder *e);
 /* Hidden state k of the last forward (0 = embeddings, l+1 = output of layer l),
  * [T, H] copied to host memory; for tests and debugging. */
 void simcse_encoder_hidden_to_host(simcse_encoder *e, int k, float *out);

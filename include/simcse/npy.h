@@ -15,7 +15,23 @@
 
 #include <stdint.h>
 
+#include "simcse/safetensors.h"
+
 int simcse_npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols);
+
+/* The same file streamed: rows are appended as they are made and the header, written first
+ * with 0 rows, is rewritten with the final count at close (numpy's header has the same
+ * length for any row count), then the temporary file is renamed over PATH; abort (or a
+ * failed close) removes it. The result is byte-identical to simcse_npy_write_f32's. */
+typedef struct {
+    simcse_atomic_file af;
+    int64_t rows, cols;
+    size_t header_len;
+} simcse_npy_writer;
+int simcse_npy_writer_open(simcse_npy_writer *w, const char *path, int64_t cols);
+int simcse_npy_writer_append(simcse_npy_writer *w, const float *data, int64_t rows);
+int simcse_npy_writer_close(simcse_npy_writer *w);
+void simcse_npy_writer_abort(simcse_npy_writer *w);
 /* *data is malloc'ed (free it); 0 or -1 with an error naming the file. */
 int simcse_npy_read_f32(const char *path, float **data, int64_t *rows, int64_t *cols);
 

@@ -1,7 +1,8 @@
 /* The operation interface: every computation of the model goes through one of
  * these, so the encoder graph (host/train/encoder.c) is written once and runs on
- * any backend. Two implementations: kernels/cpu (fp32, plain loops: the oracle)
- * and kernels/cuda (the fast path).
+ * any backend. Two implementations: kernels/cpu (fp32: OpenBLAS and a thread pool,
+ * with its plain loops kept as simcse_backend_cpu_reference, the oracle) and
+ * kernels/cuda (the fast path).
  *
  * Conventions
  * - Activations are token-packed: [T, H] with T the real tokens of the batch and
@@ -147,8 +148,16 @@ struct simcse_backend {
                   float beta1, float beta2, float eps, float wd, float grad_scale, int step);
 };
 
-/* The CPU backend (fp32, the oracle; plain loops, linear layers split over two threads). */
+/* The CPU backend (fp32): OpenBLAS GEMMs and the other ops on one thread pool. */
 simcse_backend *simcse_backend_cpu(void);
+/* Its plain single-threaded loops, the oracle the CPU backend is tested against (same
+ * memory functions; not for production use). */
+simcse_backend *simcse_backend_cpu_reference(void);
+/* The CPU backend's thread count: n >= 1 sets it (`--threads N`); 0 resolves it from
+ * OMP_NUM_THREADS, else the processors of the process's affinity mask. Returns the count,
+ * or -1 + error for a bad OMP_NUM_THREADS. Results are deterministic for a fixed count. */
+int simcse_cpu_set_threads(int n);
+int simcse_cpu_threads(void);
 /* The CUDA backend on device `device`, or NULL + error when none is usable. */
 simcse_backend *simcse_backend_cuda(int device, int bf16);
 int simcse_cuda_available(void);

@@ -1,4 +1,4 @@
-/* Multi-head self-attention over packed sequences, the textbook way.
+/* Multi-head self-attention over packed sequences.
  *
  * For sequence s (tokens [o_s, o_{s+1}), L of them), head h and query token t:
  *     S_j = (q_t . k_j) * scale,  scale = 1.0f / sqrtf(hd)      (float dot products)
@@ -14,7 +14,15 @@
  *     dS_j = P_j (dP_j - D),   dq_t = scale sum_j dS_j k_j,   dk_j += scale dS_j q_t.
  * D is computed from P directly, not from rowsum(dout * out) as a fused kernel would, so
  * `out` is unused here and the oracle does not depend on the forward it is checking.
- * Rows of scratch (scores, factors) are as long as the longest sequence. */
+ *
+ * cpu_ref_attention_fwd / _bwd compute exactly that, query by query, in plain loops: the
+ * oracle. cpu_attention_fwd / _bwd are the same mathematics as matrix products, one task
+ * per (sequence, head) on the thread pool: S = scale Q K^T, P' = (P * f), out = P' V; and
+ * back dV = P'^T dO, dP = f * (dO V^T), dS = P (dP - D) scale, dQ = dS K, dK = dS^T Q, each
+ * product one small cblas_sgemm on the task's rows (leading dimension heads*hd). A task
+ * writes only its own sequence's rows of its head's columns, so the split does not change
+ * any result. Scratch rows are as long as the sequence. */
+#include "kernels/cpu/blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +84,7 @@ static void factors(float *f, uint32_t *u, simcse_dropout d, int t, int heads, i
         for (int j = 0; j < L; j++) f[j] = 1.0f;
 }
 
-void cpu_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k,
+void cpu_ref_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k,
                        const float *v, const int32_t *offsets, int B, int T, int heads, int hd,
                        simcse_dropout d) {
     (void)be;
@@ -108,7 +116,7 @@ void cpu_attention_fwd(simcse_backend *be, float *out, float *lse, const float *
     scratch_free(&w);
 }
 
-void cpu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout,
+void cpu_ref_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout,
                        const float *q, const float *k, const float *v, const float *out,
                        const float *lse, const int32_t *offsets, int B, int T, int heads, int hd,
                        simcse_dropout d) {
@@ -155,4 +163,134 @@ void cpu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, cons
         }
     }
     scratch_free(&w);
+}
+
+/* ---- the fast path: one (sequence, head) per task, products through BLAS ---- */
+
+typedef struct {
+    float *out, *lse, *dq, *dk, *dv;
+    const float *q, *k, *v, *dout, *lse_in;
+    const int32_t *offsets;
+    int heads, hd;
+    simcse_dropout d;
+} attn_job;
+
+/* S[L,L] = scale * Q K^T for sequence b, head h */
+static void attn_scores(const attn_job *j, float *S, int t0, int L, int hoff) {
+    const int H = j->heads * j->hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, j->hd, 1.0f / sqrtf((float)j->hd),
+                j->q + (size_t)t0 * H + hoff, H, j->k + (size_t)t0 * H + hoff, H, 0.0f, S, L);
+}
+
+static void attn_fwd_task(void *arg, int task) {
+    const attn_job *j = arg;
+    const int b = task / j->heads, h = task % j->heads, hoff = h * j->hd, H = j->heads * j->hd;
+    const int t0 = j->offsets[b], L = j->offsets[b + 1] - t0;
+    if (L <= 0) return;
+    float *S = simcse_xmalloc((size_t)L * L * sizeof(float));
+    float *f = simcse_xmalloc((size_t)L * sizeof(float));
+    uint32_t *u = simcse_xmalloc((size_t)L * sizeof(uint32_t));
+    attn_scores(j, S, t0, L, hoff);
+    for (int r = 0; r < L; r++) {
+        float *s = S + (size_t)r * L;
+        float m = -INFINITY;
+        for (int c = 0; c < L; c++)
+            if (s[c] > m) m = s[c];
+        double sum = 0.0;
+        for (int c = 0; c < L; c++) sum += expf(s[c] - m);
+        const float l = m + (float)log(sum);
+        j->lse[(size_t)(t0 + r) * j->heads + h] = l;
+        factors(f, u, j->d, t0 + r, j->heads, h, L);
+        for (int c = 0; c < L; c++) s[c] = expf(s[c] - l) * f[c];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, j->hd, L, 1.0f, S, L, j->v + (size_t)t0 * H + hoff, H,
+                0.0f, j->out + (size_t)t0 * H + hoff, H);
+    free(S);
+    free(f);
+    free(u);
+}
+
+/* rows [first, T) belong to no sequence: zero them, as the oracle does */
+static void zero_tail(float *x, const int32_t *offsets, int B, int T, int H) {
+    if (offsets[B] < T) memset(x + (size_t)offsets[B] * H, 0, (size_t)(T - offsets[B]) * H * sizeof(float));
+}
+
+void cpu_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k,
+                       const float *v, const int32_t *offsets, int B, int T, int heads, int hd,
+                       simcse_dropout d) {
+    (void)be;
+    if (B <= 0 || heads <= 0 || hd <= 0) return;
+    attn_job j = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .offsets = offsets, .heads = heads, .hd = hd, .d = d};
+    cpu_parallel(B * heads, attn_fwd_task, &j);
+    (void)T;
+}
+
+static void attn_bwd_task(void *arg, int task) {
+    const attn_job *j = arg;
+    const int b = task / j->heads, h = task % j->heads, hoff = h * j->hd, H = j->heads * j->hd;
+    const int t0 = j->offsets[b], L = j->offsets[b + 1] - t0;
+    if (L <= 0) return;
+    const float scale = 1.0f / sqrtf((float)j->hd);
+    float *P = simcse_xmalloc((size_t)L * L * sizeof(float));  /* P, then dS */
+    float *Pd = simcse_xmalloc((size_t)L * L * sizeof(float)); /* P * f */
+    float *dP = simcse_xmalloc((size_t)L * L * sizeof(float));
+    float *F = simcse_xmalloc((size_t)L * L * sizeof(float));
+    uint32_t *u = simcse_xmalloc((size_t)L * sizeof(uint32_t));
+    const float *go = j->dout + (size_t)t0 * H + hoff, *vv = j->v + (size_t)t0 * H + hoff;
+    attn_scores(j, P, t0, L, hoff);
+    for (int r = 0; r < L; r++) {
+        const float l = j->lse_in[(size_t)(t0 + r) * j->heads + h];
+        float *p = P + (size_t)r * L, *fr = F + (size_t)r * L, *pd = Pd + (size_t)r * L;
+        factors(fr, u, j->d, t0 + r, j->heads, h, L);
+        for (int c = 0; c < L; c++) {
+            p[c] = expf(p[c] - l);
+            pd[c] = p[c] * fr[c];
+        }
+    }
+    /* dV = P'^T dO;  dP = f * (dO V^T) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, j->hd, L, 1.0f, Pd, L, go, H, 0.0f,
+                j->dv + (size_t)t0 * H + hoff, H);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, j->hd, 1.0f, go, H, vv, H, 0.0f, dP, L);
+    for (int r = 0; r < L; r++) {
+        float *p = P + (size_t)r * L, *dp = dP + (size_t)r * L;
+        const float *fr = F + (size_t)r * L;
+        double D = 0.0;
+        for (int c = 0; c < L; c++) {
+            dp[c] *= fr[c];
+            D += (double)p[c] * dp[c];
+        }
+        for (int c = 0; c < L; c++) p[c] = p[c] * (float)(dp[c] - D) * scale; /* dS */
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, j->hd, L, 1.0f, P, L, j->k + (size_t)t0 * H + hoff, H,
+                0.0f, j->dq + (size_t)t0 * H + hoff, H);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, j->hd, L, 1.0f, P, L, j->q + (size_t)t0 * H + hoff, H,
+                0.0f, j->dk + (size_t)t0 * H + hoff, H);
+    free(P);
+    free(Pd);
+    free(dP);
+    free(F);
+    free(u);
+}
+
+void cpu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout,
+                       const float *q, const float *k, const float *v, const float *out,
+                       const float *lse, const int32_t *offsets, int B, int T, int heads, int hd,
+                       simcse_dropout d) {
+    (void)be;
+    (void)out;
+    const int H = heads * hd;
+    if (B <= 0 || heads <= 0 || hd <= 0) {
+        if (T > 0 && H > 0) {
+            memset(dq, 0, (size_t)T * H * sizeof(float));
+            memset(dk, 0, (size_t)T * H * sizeof(float));
+            memset(dv, 0, (size_t)T * H * sizeof(float));
+        }
+        return;
+    }
+    attn_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .q = q, .k = k, .v = v, .lse_in = lse,
+                  .offsets = offsets, .heads = heads, .hd = hd, .d = d};
+    cpu_parallel(B * heads, attn_bwd_task, &j);
+    zero_tail(dq, offsets, B, T, H);
+    zero_tail(dk, offsets, B, T, H);
+    zero_tail(dv, offsets, B, T, H);
 }

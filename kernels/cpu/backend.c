@@ -5,8 +5,13 @@
  * to use aligned vector loads) and zeroed, so an uninitialised buffer reads as zeros on
  * every run rather than as whatever the heap held. A request larger than the machine's
  * physical memory is refused up front (with overcommit it would "succeed" and fail later,
- * page by page). The backend has no state: one static
- * vtable serves every caller. */
+ * page by page). The backend has no state beyond its thread pool (kernels/cpu/threads.c):
+ * one static vtable serves every caller.
+ *
+ * A second vtable, simcse_backend_cpu_reference, shares the memory functions and holds the
+ * plain single-threaded loops each fast op keeps beside it (cpu_ref_*): the oracle of
+ * tests/test_cpu_fast.c, so that every op, and a whole model step, is still checked against
+ * plain code. Pooling has one implementation and appears in both. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,4 +127,40 @@ static simcse_backend cpu_backend = {
     .adamw = cpu_adamw,
 };
 
+static simcse_backend cpu_reference_backend = {
+    .name = "cpu-reference",
+    .ctx = NULL,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .to_device = cpu_copy,
+    .to_host = cpu_copy,
+    .zero = cpu_zero,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .memory = cpu_memory,
+    .embed_fwd = cpu_ref_embed_fwd,
+    .embed_bwd = cpu_ref_embed_bwd,
+    .linear_fwd = cpu_ref_linear_fwd,
+    .linear_bwd = cpu_ref_linear_bwd,
+    .layernorm_fwd = cpu_ref_layernorm_fwd,
+    .layernorm_bwd = cpu_ref_layernorm_bwd,
+    .gelu_fwd = cpu_ref_gelu_fwd,
+    .gelu_bwd = cpu_ref_gelu_bwd,
+    .tanh_fwd = cpu_ref_tanh_fwd,
+    .tanh_bwd = cpu_ref_tanh_bwd,
+    .dropout = cpu_ref_dropout,
+    .attention_fwd = cpu_ref_attention_fwd,
+    .attention_bwd = cpu_ref_attention_bwd,
+    .pool_first_fwd = cpu_pool_first_fwd,
+    .pool_first_bwd = cpu_pool_first_bwd,
+    .pool_mean_fwd = cpu_pool_mean_fwd,
+    .pool_mean_bwd = cpu_pool_mean_bwd,
+    .add = cpu_ref_add,
+    .scale = cpu_ref_scale,
+    .infonce = cpu_ref_infonce,
+    .sumsq = cpu_ref_sumsq,
+    .adamw = cpu_ref_adamw,
+};
+
 simcse_backend *simcse_backend_cpu(void) { return &cpu_backend; }
+simcse_backend *simcse_backend_cpu_reference(void) { return &cpu_reference_backend; }

@@ -19,7 +19,7 @@ EMU_NCCL   := $(if $(wildcard tests/emu/include/nccl.h),-DSIMCSE_NCCL=1)
 EMU_INC    := -Itests/emu/include -isystem $(EMU)/cuda-include -Iinclude -I.
 EMU_CFLAGS := -std=c11 $(WARN) $(EMU_OPT) $(EMU_SAN) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread -MMD -MP \
               -DSIMCSE_CUDA=1 -DSIMCSE_EMU=1 $(EMU_NCCL) $(EMU_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-EMU_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter $(EMU_OPT) $(EMU_SAN) -ffp-contract=off -pthread \
+EMU_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unknown-pragmas $(EMU_OPT) $(EMU_SAN) -ffp-contract=off -pthread \
               -MMD -MP -DSIMCSE_CUDA=1 -DSIMCSE_EMU=1 $(EMU_NCCL) -I$(EMU)/gen $(EMU_INC)
 EMU_LDFLAGS := $(EMU_SAN) -pthread
 EMU_LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lutf8proc -lpcre2-8 -lz) -lcsv -lm \
@@ -38,6 +38,7 @@ EMU_TEST_OBJ := $(EMU_TEST_SRC:%.c=$(EMU)/obj/%.o) $(EMU_TEST_CU:%.cu=$(EMU)/obj
 EMU_CURAND   := $(EMU)/cuda-include/.stamp
 
 .PHONY: test-emu bench-emu emu-build
+.PRECIOUS: $(EMU)/gen/%.cu.cpp $(EMU)/gen/%.cuh
 emu-build: $(EMU)/simcse $(EMU)/simcse_tests
 
 $(EMU_CURAND):

@@ -31,7 +31,9 @@
 #define __host__
 #define __device__
 #define __global__
-#define __constant__ static
+#define __constant__
+#define __NV_SILENCE_DEPRECATION_BEGIN
+#define __NV_SILENCE_DEPRECATION_END
 #define __managed__
 #define __forceinline__ inline __attribute__((always_inline))
 #define __align__(n) __attribute__((aligned(n)))
@@ -50,6 +52,7 @@ typedef struct __attribute__((aligned(8))) { float x, y; } float2;
 typedef struct { float x, y, z; } float3;
 EMU_VEC4(float, float4, 16)
 typedef struct __attribute__((aligned(16))) { double x, y; } double2;
+typedef struct __attribute__((aligned(16))) { double x, y, z, w; } double4;
 typedef struct __attribute__((aligned(8))) { int x, y; } int2;
 EMU_VEC3(int, int3)
 EMU_VEC4(int, int4, 16)

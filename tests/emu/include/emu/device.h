@@ -206,7 +206,7 @@ static inline launcher<P...> launch_config(void (*k)(P...), const char *name, co
 #define __syncthreads_count(p) ::emu::syncthreads(EMU_SITE("__syncthreads_count"), ::emu::BAR_COUNT, (p))
 #define __syncthreads_and(p) ::emu::syncthreads(EMU_SITE("__syncthreads_and"), ::emu::BAR_AND, (p))
 #define __syncthreads_or(p) ::emu::syncthreads(EMU_SITE("__syncthreads_or"), ::emu::BAR_OR, (p))
-#define __syncwarp(...) ::emu::syncwarp(EMU_SITE("__syncwarp"), ##__VA_ARGS__)
+#define __syncwarp(...) ::emu::syncwarp(EMU_SITE("__syncwarp") __VA_OPT__(, ) __VA_ARGS__)
 #define __shfl_sync(...) ::emu::shfl<::emu::SHFL_IDX>(EMU_SITE("__shfl_sync"), __VA_ARGS__)
 #define __shfl_up_sync(...) ::emu::shfl<::emu::SHFL_UP>(EMU_SITE("__shfl_up_sync"), __VA_ARGS__)
 #define __shfl_down_sync(...) ::emu::shfl<::emu::SHFL_DOWN>(EMU_SITE("__shfl_down_sync"), __VA_ARGS__)

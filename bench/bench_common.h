@@ -72,19 +72,31 @@ static inline double bench_median(double *v, int n) {
 /* ---- models ---- */
 
 static inline simcse_config bench_bert_config(int hidden, int layers, int heads, int inter) {
-    return (simcse_config){.arch = SIMCSE_ARCH_BERT, .vocab_size = 30522, .hidden = hidden, .layers = layers,
-                           .heads = heads, .intermediate = inter, .max_positions = 512, .type_vocab_size = 2,
-                           .pad_token_id = 0, .layer_norm_eps = 1e-12f, .hidden_dropout = 0.1f,
+    return (simcse_config){.arch = SIMCSE_ARCH_BERT,
+                           .vocab_size = 30522,
+                           .hidden = hidden,
+                           .layers = layers,
+                           .heads = heads,
+                           .intermediate = inter,
+                           .max_positions = 512,
+                           .type_vocab_size = 2,
+                           .pad_token_id = 0,
+                           .layer_norm_eps = 1e-12f,
+                           .hidden_dropout = 0.1f,
                            .attn_dropout = 0.1f};
 }
 
 /* base, large (BERT, as ../shared/bench/torch_simcse.py), tiny (2 layers of width 128:
  * the demo's shape, for CPU smoke runs), or a config.json path. */
 static inline void bench_model_config(const char *name, simcse_config *c) {
-    if (!strcmp(name, "base")) *c = bench_bert_config(768, 12, 12, 3072);
-    else if (!strcmp(name, "large")) *c = bench_bert_config(1024, 24, 16, 4096);
-    else if (!strcmp(name, "tiny")) *c = bench_bert_config(128, 2, 4, 512);
-    else if (simcse_config_load(name, c) != 0) bench_die("--model: %s", simcse_last_error());
+    if (!strcmp(name, "base"))
+        *c = bench_bert_config(768, 12, 12, 3072);
+    else if (!strcmp(name, "large"))
+        *c = bench_bert_config(1024, 24, 16, 4096);
+    else if (!strcmp(name, "tiny"))
+        *c = bench_bert_config(128, 2, 4, 512);
+    else if (simcse_config_load(name, c) != 0)
+        bench_die("--model: %s", simcse_last_error());
 }
 
 /* ---- memory ---- */
@@ -124,14 +136,18 @@ static inline void bench_json_raw(bench_json *j, const char *fmt, ...) {
     if (r < 0 || (size_t)r >= sizeof j->buf - j->n) bench_die("JSON line too long");
     j->n += (size_t)r;
 }
-static inline void bench_json_key(bench_json *j, const char *k) { bench_json_raw(j, "%s\"%s\": ", j->n ? ", " : "{", k); }
+static inline void bench_json_key(bench_json *j, const char *k) {
+    bench_json_raw(j, "%s\"%s\": ", j->n ? ", " : "{", k);
+}
 /* strings here are our own names, paths and dates: escape quotes and backslashes only */
 static inline void bench_json_str(bench_json *j, const char *k, const char *v) {
     bench_json_key(j, k);
     bench_json_raw(j, "\"");
     for (const char *p = v; *p; p++) {
-        if (*p == '"' || *p == '\\') bench_json_raw(j, "\\%c", *p);
-        else if ((unsigned char)*p >= 0x20) bench_json_raw(j, "%c", *p);
+        if (*p == '"' || *p == '\\')
+            bench_json_raw(j, "\\%c", *p);
+        else if ((unsigned char)*p >= 0x20)
+            bench_json_raw(j, "%c", *p);
     }
     bench_json_raw(j, "\"");
 }
@@ -142,8 +158,10 @@ static inline void bench_json_int(bench_json *j, const char *k, long long v) {
 /* non-finite numbers (unknown, e.g. NAN) are written as null */
 static inline void bench_json_num(bench_json *j, const char *k, double v) {
     bench_json_key(j, k);
-    if (v != v || v > 1e300 || v < -1e300) bench_json_raw(j, "null");
-    else bench_json_raw(j, "%.6g", v);
+    if (v != v || v > 1e300 || v < -1e300)
+        bench_json_raw(j, "null");
+    else
+        bench_json_raw(j, "%.6g", v);
 }
 /* Ends the object; prints it on stdout (echo) and appends it to path (when not NULL). */
 static inline void bench_json_emit(bench_json *j, const char *path, int echo) {

@@ -50,24 +50,32 @@ typedef struct {
 typedef void (*op_fn)(void *arg);
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_kernels [options]\n"
-            "  --model M        base or large (or tiny / PATH/config.json): hidden, intermediate and heads (default base)\n"
-            "  --batch B        examples; the ops see T = 2 * B * L tokens and 2B sequences (default 64)\n"
-            "  --seq L          tokens per sequence (default 32)\n"
-            "  --infonce-n N    anchors = candidates for InfoNCE (default 4096)\n"
-            "  --gemm N         square GEMM for the compute ceiling (default 8192)\n"
-            "  --copy-mib M     buffer for the copy-bandwidth ceiling (default 1024)\n"
-            "  --min-time S     seconds of timed calls per op (default 0.5)\n"
-            "  --small          CPU-sized: tiny model, B=4, N=256, GEMM 512, 32 MiB, 0.05 s\n"
-            "  --device D       cpu, cuda or auto (default auto)\n"
-            "  --precision P    fp32 or bf16 (default fp32; the CPU always runs fp32)\n"
-            "  --json FILE      also append one JSON line per op to FILE\n");
+    fprintf(
+        f,
+        "usage: bench_kernels [options]\n"
+        "  --model M        base or large (or tiny / PATH/config.json): hidden, intermediate and heads (default base)\n"
+        "  --batch B        examples; the ops see T = 2 * B * L tokens and 2B sequences (default 64)\n"
+        "  --seq L          tokens per sequence (default 32)\n"
+        "  --infonce-n N    anchors = candidates for InfoNCE (default 4096)\n"
+        "  --gemm N         square GEMM for the compute ceiling (default 8192)\n"
+        "  --copy-mib M     buffer for the copy-bandwidth ceiling (default 1024)\n"
+        "  --min-time S     seconds of timed calls per op (default 0.5)\n"
+        "  --small          CPU-sized: tiny model, B=4, N=256, GEMM 512, 32 MiB, 0.05 s\n"
+        "  --device D       cpu, cuda or auto (default auto)\n"
+        "  --precision P    fp32 or bf16 (default fp32; the CPU always runs fp32)\n"
+        "  --json FILE      also append one JSON line per op to FILE\n");
 }
 
 static void parse(int argc, char **argv, options *o) {
-    *o = (options){.model = NULL, .device = "auto", .precision = "fp32", .batch = 0, .seq = 32, .infonce_n = 0,
-                   .gemm_n = 0, .copy_mib = 0, .min_time = 0};
+    *o = (options){.model = NULL,
+                   .device = "auto",
+                   .precision = "fp32",
+                   .batch = 0,
+                   .seq = 32,
+                   .infonce_n = 0,
+                   .gemm_n = 0,
+                   .copy_mib = 0,
+                   .min_time = 0};
     const char *min_time = NULL;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -370,8 +378,8 @@ static void attn_fwd(void *p) {
 }
 static void attn_bwd(void *p) {
     attn_args *a = p;
-    a->be->attention_bwd(a->be, a->dq, a->dk, a->dv, a->dout, a->q, a->k, a->v, a->out, a->lse, a->offsets, a->S,
-                         a->T, a->heads, a->hd, a->d);
+    a->be->attention_bwd(a->be, a->dq, a->dk, a->dv, a->dout, a->q, a->k, a->v, a->out, a->lse, a->offsets, a->S, a->T,
+                         a->heads, a->hd, a->d);
 }
 static void attn_fwd_bwd(void *p) {
     attn_fwd(p);
@@ -451,8 +459,14 @@ static void adamw_op(void *p) {
 static void optimizer(bench *b, const simcse_config *cfg) {
     simcse_model m;
     bench_check(simcse_model_init(&m, cfg), "optimizer layout");
-    const simcse_adamw_config ac = {.lr = 3e-5, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
-                                    .max_grad_norm = 1.0, .warmup_steps = 0, .total_steps = 1 << 30,
+    const simcse_adamw_config ac = {.lr = 3e-5,
+                                    .beta1 = 0.9,
+                                    .beta2 = 0.999,
+                                    .eps = 1e-8,
+                                    .weight_decay = 0.01,
+                                    .max_grad_norm = 1.0,
+                                    .warmup_steps = 0,
+                                    .total_steps = 1 << 30,
                                     .linear_decay = 0};
     simcse_optimizer opt;
     bench_check(simcse_optimizer_init(&opt, b->be, &m, &ac), "optimizer");
@@ -477,7 +491,8 @@ int main(int argc, char **argv) {
     parse(argc, argv, &o);
     simcse_config cfg;
     bench_model_config(o.model, &cfg);
-    if (cfg.hidden % cfg.heads) bench_die("--model %s: hidden %d is not a multiple of %d heads", o.model, cfg.hidden, cfg.heads);
+    if (cfg.hidden % cfg.heads)
+        bench_die("--model %s: hidden %d is not a multiple of %d heads", o.model, cfg.hidden, cfg.heads);
     simcse_backend *be = simcse_backend_select(o.device, o.precision, 0);
     if (!be) bench_die("%s", simcse_last_error());
     bench b = {.be = be, .o = &o, .precision = bench_is_cpu(be) ? "fp32" : o.precision, .rng = 12345};

@@ -30,8 +30,8 @@
 
 #include "bench/bench_common.h"
 #include "simcse/cli.h"
-#include "simcse/data_dir.h"
 #include "simcse/data.h"
+#include "simcse/data_dir.h"
 #include "simcse/embedder.h"
 #include "simcse/encoder.h"
 #include "simcse/loss.h"
@@ -86,8 +86,14 @@ static void usage(FILE *f) {
 }
 
 static void parse(int argc, char **argv, options *o) {
-    *o = (options){.model = "base", .device = "auto", .precision = "bf16", .batch = 64, .seq = 32, .max_len = 32,
-                   .steps = 20, .warmup = 5};
+    *o = (options){.model = "base",
+                   .device = "auto",
+                   .precision = "bf16",
+                   .batch = 64,
+                   .seq = 32,
+                   .max_len = 32,
+                   .steps = 20,
+                   .warmup = 5};
     int seq_given = 0;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -144,8 +150,13 @@ static double step_flops(const simcse_config *c, const int32_t *lens, int n_seq,
 
 static void packed_view(inputs *in, int k) {
     simcse_token_batch *tb = &in->tb[k];
-    in->packed[k] = (simcse_packed){.n_seq = tb->n_seq, .T = tb->T, .ids = tb->ids, .pos_ids = tb->pos_ids,
-                                    .type_ids = NULL, .offsets = tb->offsets, .row_ids = tb->row_ids};
+    in->packed[k] = (simcse_packed){.n_seq = tb->n_seq,
+                                    .T = tb->T,
+                                    .ids = tb->ids,
+                                    .pos_ids = tb->pos_ids,
+                                    .type_ids = NULL,
+                                    .offsets = tb->offsets,
+                                    .row_ids = tb->row_ids};
 }
 
 static void inputs_alloc(inputs *in, int n_batches, int B, int chunk, int max_len) {
@@ -179,7 +190,8 @@ static void inputs_fixed(inputs *in, const simcse_config *c, int B, int L, int c
     const int pos0 = simcse_config_position_offset(c), lo = c->vocab_size > 1000 ? 1000 : 0;
     uint64_t rs = seed * 0x2545f4914f6cdd1dull + 1;
     int32_t *ids = simcse_xmalloc((size_t)B * L * sizeof *ids);
-    for (size_t t = 0; t < (size_t)B * L; t++) ids[t] = lo + (int32_t)(bench_rand_u64(&rs) % (uint64_t)(c->vocab_size - lo));
+    for (size_t t = 0; t < (size_t)B * L; t++)
+        ids[t] = lo + (int32_t)(bench_rand_u64(&rs) % (uint64_t)(c->vocab_size - lo));
     for (int k = 0, base = 0; k < in->n_chunks; base += in->counts[k], k++) {
         simcse_token_batch *tb = &in->tb[k];
         const int n = in->counts[k];
@@ -230,8 +242,8 @@ static void inputs_data(inputs *in, const options *o, const simcse_config *c, in
         int longest = 0;
         for (int k = 0, base = 0; k < in->n_chunks; base += in->counts[k], k++) {
             simcse_token_batch *tb = &in->tb[b * in->n_chunks + k];
-            simcse_text_batch sub = {.n = in->counts[k], .n_fields = 1, .text = text.text + base,
-                                     .len = text.len + base};
+            simcse_text_batch sub = {
+                .n = in->counts[k], .n_fields = 1, .text = text.text + base, .len = text.len + base};
             tb->example_base = base;
             tb->global_B = B;
             bench_check(simcse_pack_batch(tok, &sub, pos0, tb), "--data: packing");
@@ -251,17 +263,20 @@ static void inputs_data(inputs *in, const options *o, const simcse_config *c, in
 }
 
 static void inputs_make(inputs *in, const options *o, const simcse_config *c, int chunk) {
-    if (o->data) inputs_data(in, o, c, chunk, o->warmup + o->steps);
-    else inputs_fixed(in, c, o->batch, o->seq, chunk, (uint64_t)o->seed);
+    if (o->data)
+        inputs_data(in, o, c, chunk, o->warmup + o->steps);
+    else
+        inputs_fixed(in, c, o->batch, o->seq, chunk, (uint64_t)o->seed);
 }
 
 /* Warmup + timed steps on fresh encoder, step and optimizer state. */
 static run_result run_steps(simcse_backend *be, const simcse_model *m, const options *o, const inputs *in) {
     const int V = 2, cap_seqs = V * in->chunk;
     simcse_encoder *e = simcse_encoder_create(be, m, cap_seqs, cap_seqs * in->max_len, 1);
-    if (!e) bench_die("creating the encoder (%d sequences of %d tokens): %s", cap_seqs, in->max_len, simcse_last_error());
-    const simcse_loss_config lc = {.pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.05f,
-                                   .hard_negative_weight = 0.0f};
+    if (!e)
+        bench_die("creating the encoder (%d sequences of %d tokens): %s", cap_seqs, in->max_len, simcse_last_error());
+    const simcse_loss_config lc = {
+        .pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.05f, .hard_negative_weight = 0.0f};
     simcse_comm *comm = NULL;
     if (o->nccl) {
         unsigned char id[SIMCSE_NCCL_ID_BYTES];
@@ -271,9 +286,15 @@ static run_result run_steps(simcse_backend *be, const simcse_model *m, const opt
     }
     simcse_step *st = simcse_step_create(e, &lc, comm, o->batch, V);
     if (!st) bench_die("creating the step: %s", simcse_last_error());
-    const simcse_adamw_config ac = {.lr = 3e-5, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
-                                    .max_grad_norm = 1.0, .warmup_steps = 0,
-                                    .total_steps = o->warmup + o->steps, .linear_decay = 0};
+    const simcse_adamw_config ac = {.lr = 3e-5,
+                                    .beta1 = 0.9,
+                                    .beta2 = 0.999,
+                                    .eps = 1e-8,
+                                    .weight_decay = 0.01,
+                                    .max_grad_norm = 1.0,
+                                    .warmup_steps = 0,
+                                    .total_steps = o->warmup + o->steps,
+                                    .linear_decay = 0};
     simcse_optimizer opt;
     bench_check(simcse_optimizer_init(&opt, be, m, &ac), "creating the optimizer");
     double *ms = simcse_xmalloc((size_t)o->steps * sizeof *ms);
@@ -311,18 +332,22 @@ static run_result run_steps(simcse_backend *be, const simcse_model *m, const opt
 }
 
 /* The human line and the JSON line of one run. */
-static void report(const options *o, const simcse_model *m, simcse_backend *be, const char *precision,
-                   const inputs *in, const run_result *r, int chunk) {
+static void report(const options *o, const simcse_model *m, simcse_backend *be, const char *precision, const inputs *in,
+                   const run_result *r, int chunk) {
     const double per_step_tokens = (double)in->real_tokens / in->n_batches;
     const double per_step_padded = (double)in->padded_tokens / in->n_batches;
     const double flops = in->flops / in->n_batches;
     const double s = r->ms_median / 1e3;
     const int cached = chunk < o->batch;
     char shape[64], dev[32];
-    if (o->data) snprintf(shape, sizeof shape, "real<=%d", o->max_len);
-    else snprintf(shape, sizeof shape, "%d", o->seq);
-    if (r->dev_peak >= 0) snprintf(dev, sizeof dev, "%.0f MiB", r->dev_peak / 1048576.0);
-    else snprintf(dev, sizeof dev, "n/a");
+    if (o->data)
+        snprintf(shape, sizeof shape, "real<=%d", o->max_len);
+    else
+        snprintf(shape, sizeof shape, "%d", o->seq);
+    if (r->dev_peak >= 0)
+        snprintf(dev, sizeof dev, "%.0f MiB", r->dev_peak / 1048576.0);
+    else
+        snprintf(dev, sizeof dev, "n/a");
     printf("bench_step: %s B=%d L=%s %s %s%s | %.2f ms/step median (mean %.2f, min %.2f, %d steps) | %.0f sent/s | "
            "%.0f tok/s | %.4g TFLOP/step, %.3f TFLOP/s | peak host RSS %.0f MiB, device %s | loss %.4f\n",
            o->model, o->batch, shape, be->name, precision, cached ? " grad-cache" : "", r->ms_median, r->ms_mean,
@@ -403,14 +428,16 @@ int main(int argc, char **argv) {
         const double dloss = fabs((double)rc.loss - (double)ru.loss);
         printf("bench_step: gradient caching, chunk %d of batch %d: %.2f ms vs %.2f ms uncached = %.3fx "
                "(target <= 1.4x: %s); last-step loss %.6f vs %.6f\n",
-               o.compare_chunk, o.batch, rc.ms_median, ru.ms_median, ratio, ratio <= 1.4 ? "met" : "NOT met",
-               rc.loss, ru.loss);
+               o.compare_chunk, o.batch, rc.ms_median, ru.ms_median, ratio, ratio <= 1.4 ? "met" : "NOT met", rc.loss,
+               ru.loss);
         bench_json j = {.n = 0};
         bench_json_common(&j, "step_grad_cache", be, precision);
         bench_json_str(&j, "model", o.model);
         bench_json_int(&j, "batch", o.batch);
-        if (o.data) bench_json_str(&j, "seq", "real");
-        else bench_json_int(&j, "seq", o.seq);
+        if (o.data)
+            bench_json_str(&j, "seq", "real");
+        else
+            bench_json_int(&j, "seq", o.seq);
         bench_json_int(&j, "grad_cache_chunk", o.compare_chunk);
         bench_json_num(&j, "ms_cached", rc.ms_median);
         bench_json_num(&j, "ms_uncached", ru.ms_median);

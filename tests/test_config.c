@@ -116,9 +116,15 @@ Test(io_config, defaults) {
 }
 
 Test(io_config, each_required_key_missing) {
-    static const char *keys[] = {"model_type",       "vocab_size",           "hidden_size",
-                                 "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                                 "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
+    static const char *keys[] = {"model_type",
+                                 "vocab_size",
+                                 "hidden_size",
+                                 "num_hidden_layers",
+                                 "num_attention_heads",
+                                 "intermediate_size",
+                                 "max_position_embeddings",
+                                 "type_vocab_size",
+                                 "layer_norm_eps",
                                  "hidden_act"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         write_variant(BERT_CFG, keys[i], NULL);

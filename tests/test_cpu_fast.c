@@ -215,7 +215,8 @@ Test(cpu_fast, layernorm_gives_the_reference_bits) {
 
 Test(cpu_fast, adamw_gives_the_reference_bits_and_sumsq_one_value) {
     const size_t n = 300007; /* several AdamW ranges and sumsq blocks, a ragged end */
-    float *p0 = rnd(n, -1, 1, 241), *g = rnd(n, -1, 1, 242), *m0 = rnd(n, -0.1f, 0.1f, 243), *v0 = rnd(n, 0, 0.01f, 244);
+    float *p0 = rnd(n, -1, 1, 241), *g = rnd(n, -1, 1, 242), *m0 = rnd(n, -0.1f, 0.1f, 243),
+          *v0 = rnd(n, 0, 0.01f, 244);
     float *rp = copyf(p0, n), *rm = copyf(m0, n), *rv = copyf(v0, n);
     ref()->adamw(ref(), rp, g, rm, rv, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.7f, 5);
     /* sumsq input: blocks of very different magnitudes, so the order of adding them shows */
@@ -268,7 +269,8 @@ Test(cpu_fast, pool_runs_every_task_once, .timeout = 60) {
             cpu_parallel(97, count_task, &ctx);
             for (int t = 0; t < 97; t++) cr_assert_eq(hits[t], 1, "task %d ran %d times", t, hits[t]);
             if (ctx.nested)
-                for (int t = 0; t < 970; t++) cr_assert_eq(hits[1000 + t], 1, "nested task %d ran %d times", t, hits[t]);
+                for (int t = 0; t < 970; t++)
+                    cr_assert_eq(hits[1000 + t], 1, "nested task %d ran %d times", t, hits[t]);
         }
     }
     restore_threads();
@@ -299,8 +301,13 @@ Test(cpu_fast, pool_shared_by_concurrent_callers, .timeout = 60) {
     rank_job jobs[4];
     pthread_t th[4];
     for (int r = 0; r < 4; r++) {
-        jobs[r] = (rank_job){.in = rnd((size_t)N * I, -1, 1, 251 + r), .W = rnd((size_t)O * I, -1, 1, 261 + r),
-                             .out = zeros((size_t)N * O), .want = zeros((size_t)N * O), .N = N, .I = I, .O = O};
+        jobs[r] = (rank_job){.in = rnd((size_t)N * I, -1, 1, 251 + r),
+                             .W = rnd((size_t)O * I, -1, 1, 261 + r),
+                             .out = zeros((size_t)N * O),
+                             .want = zeros((size_t)N * O),
+                             .N = N,
+                             .I = I,
+                             .O = O};
         cpu()->linear_fwd(cpu(), jobs[r].want, jobs[r].in, jobs[r].W, NULL, N, I, O);
     }
     for (int r = 0; r < 4; r++) cr_assert_eq(pthread_create(&th[r], NULL, rank_main, &jobs[r]), 0);
@@ -355,7 +362,8 @@ Test(cpu_fast, elementwise_and_embeddings_give_the_reference_bits) {
     const int T = 613, H = 160, V = 50; /* 98,080 elements; ids repeat */
     const size_t n = (size_t)T * H;
     float *x = rnd(n, -4, 4, 271), *g = rnd(n, -1, 1, 272);
-    float *word = rnd((size_t)V * H, -1, 1, 273), *pe = rnd(64 * (size_t)H, -1, 1, 274), *te = rnd(2 * (size_t)H, -1, 1, 275);
+    float *word = rnd((size_t)V * H, -1, 1, 273), *pe = rnd(64 * (size_t)H, -1, 1, 274),
+          *te = rnd(2 * (size_t)H, -1, 1, 275);
     int32_t *ids = malloc((size_t)T * 4), *pos = malloc((size_t)T * 4), *types = malloc((size_t)T * 4),
             *rows = malloc((size_t)T * 4);
     for (int t = 0; t < T; t++) ids[t] = (t * 7) % V, pos[t] = t % 64, types[t] = t % 3 == 0, rows[t] = 5 * t + 2;

@@ -15,14 +15,35 @@ Test(cpu_ops, vtable_is_complete) {
     cr_assert_not_null(be);
     cr_assert_eq(be, simcse_backend_cpu());
     cr_assert_str_eq(be->name, "cpu");
-    const void *fns[] = {
-        (void *)be->alloc, (void *)be->free, (void *)be->to_device, (void *)be->to_host, (void *)be->zero,
-        (void *)be->copy, (void *)be->sync, (void *)be->embed_fwd, (void *)be->embed_bwd, (void *)be->linear_fwd,
-        (void *)be->linear_bwd, (void *)be->layernorm_fwd, (void *)be->layernorm_bwd, (void *)be->gelu_fwd,
-        (void *)be->gelu_bwd, (void *)be->tanh_fwd, (void *)be->tanh_bwd, (void *)be->dropout,
-        (void *)be->attention_fwd, (void *)be->attention_bwd, (void *)be->pool_first_fwd,
-        (void *)be->pool_first_bwd, (void *)be->pool_mean_fwd, (void *)be->pool_mean_bwd, (void *)be->add,
-        (void *)be->scale, (void *)be->infonce, (void *)be->sumsq, (void *)be->adamw};
+    const void *fns[] = {(void *)be->alloc,
+                         (void *)be->free,
+                         (void *)be->to_device,
+                         (void *)be->to_host,
+                         (void *)be->zero,
+                         (void *)be->copy,
+                         (void *)be->sync,
+                         (void *)be->embed_fwd,
+                         (void *)be->embed_bwd,
+                         (void *)be->linear_fwd,
+                         (void *)be->linear_bwd,
+                         (void *)be->layernorm_fwd,
+                         (void *)be->layernorm_bwd,
+                         (void *)be->gelu_fwd,
+                         (void *)be->gelu_bwd,
+                         (void *)be->tanh_fwd,
+                         (void *)be->tanh_bwd,
+                         (void *)be->dropout,
+                         (void *)be->attention_fwd,
+                         (void *)be->attention_bwd,
+                         (void *)be->pool_first_fwd,
+                         (void *)be->pool_first_bwd,
+                         (void *)be->pool_mean_fwd,
+                         (void *)be->pool_mean_bwd,
+                         (void *)be->add,
+                         (void *)be->scale,
+                         (void *)be->infonce,
+                         (void *)be->sumsq,
+                         (void *)be->adamw};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) cr_assert_not_null(fns[i], "entry %zu is NULL", i);
 }
 
@@ -101,16 +122,16 @@ static void linear_fwd_case(int N, int I, int O, int with_bias) {
 
 Test(cpu_ops, linear_fwd_matches_naive) {
     linear_fwd_case(3, 5, 4, 1);
-    linear_fwd_case(37, 300, 270, 1);  /* crosses the 256 tiles */
+    linear_fwd_case(37, 300, 270, 1); /* crosses the 256 tiles */
     linear_fwd_case(37, 300, 270, 0);
-    linear_fwd_case(65, 260, 300, 1);  /* large enough for two threads */
+    linear_fwd_case(65, 260, 300, 1); /* large enough for two threads */
 }
 
 static void linear_bwd_case(int N, int I, int O, int with_din, int with_db) {
     float *in = rnd((size_t)N * I, -1, 1, 111), *W = rnd((size_t)O * I, -1, 1, 112);
     float *g = rnd((size_t)N * O, -1, 1, 113);
-    float *din = with_din ? rnd((size_t)N * I, 7, 8, 114) : NULL;  /* overwritten */
-    float *dW = rnd((size_t)O * I, -1, 1, 115), *db = with_db ? rnd((size_t)O, -1, 1, 116) : NULL;  /* accumulated */
+    float *din = with_din ? rnd((size_t)N * I, 7, 8, 114) : NULL;                                  /* overwritten */
+    float *dW = rnd((size_t)O * I, -1, 1, 115), *db = with_db ? rnd((size_t)O, -1, 1, 116) : NULL; /* accumulated */
     float *dW0 = copyf(dW, (size_t)O * I), *db0 = with_db ? copyf(db, (size_t)O) : NULL;
     cpu()->linear_bwd(cpu(), din, dW, db, g, in, W, N, I, O);
     double *want = malloc(((size_t)N * I + (size_t)O * I + O) * sizeof(double));
@@ -205,8 +226,8 @@ static void layernorm_case(int with_residual, float eps) {
         cr_assert(fabs(rstd[n] - rs) < 1e-6 * rs);
         for (int h = 0; h < H; h++) {
             double want = (z[h] - mu) * rs * g[h] + b[h];
-            cr_assert(fabs(y[n * H + h] - want) < 2e-6 * (1 + fabs(want)), "n %d h %d: %g vs %g", n, h,
-                      y[n * H + h], want);
+            cr_assert(fabs(y[n * H + h] - want) < 2e-6 * (1 + fabs(want)), "n %d h %d: %g vs %g", n, h, y[n * H + h],
+                      want);
         }
     }
     free(x), free(r), free(g), free(b), free(y), free(mean), free(rstd);
@@ -290,7 +311,8 @@ Test(cpu_ops, dropout_follows_the_mask_specification) {
     int dropped = 0;
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
-            uint32_t u = simcse_rng_u32(d.seed, simcse_dropout_subsequence(d.step, d.site), simcse_dropout_offset((uint64_t)r, (uint32_t)c));
+            uint32_t u = simcse_rng_u32(d.seed, simcse_dropout_subsequence(d.step, d.site),
+                                        simcse_dropout_offset((uint64_t)r, (uint32_t)c));
             float want = u < thr ? 0.0f : x[r * cols + c] * keep;
             cr_assert_eq(y[r * cols + c], want, "(%d, %d)", r, c);
             dropped += u < thr;
@@ -408,8 +430,9 @@ static void attention_fwd_case(float p) {
     /* the length-1 sequence (token 5) attends only to itself */
     const float keep = 1.0f / (1.0f - p);
     for (int h = 0; h < heads; h++) {
-        int dropped = p > 0 && simcse_rng_u32(d.seed, simcse_dropout_subsequence(d.step, d.site), simcse_dropout_offset((uint64_t)(5 * heads + h), 0)) <
-                                   simcse_dropout_threshold(p);
+        int dropped =
+            p > 0 && simcse_rng_u32(d.seed, simcse_dropout_subsequence(d.step, d.site),
+                                    simcse_dropout_offset((uint64_t)(5 * heads + h), 0)) < simcse_dropout_threshold(p);
         for (int e = 0; e < hd; e++) {
             float w = dropped ? 0.0f : v[5 * H + h * hd + e] * (p > 0 ? keep : 1.0f);
             cr_assert(fabs(out[5 * H + h * hd + e] - w) < 1e-6, "length-1 sequence, head %d", h);
@@ -497,7 +520,8 @@ static double ref_infonce(const float *a, const float *c, int B, int C, int H, d
         for (int h = 0; h < H; h++) na += (double)a[i * H + h] * a[i * H + h];
         for (int j = 0; j < C; j++) {
             double nc = 0, dt = 0;
-            for (int h = 0; h < H; h++) nc += (double)c[j * H + h] * c[j * H + h], dt += (double)a[i * H + h] * c[j * H + h];
+            for (int h = 0; h < H; h++)
+                nc += (double)c[j * H + h] * c[j * H + h], dt += (double)a[i * H + h] * c[j * H + h];
             lg[j] = dt / sqrt(na * nc) / temp + (C == 2 * B && j == B + i ? hn : 0.0);
             if (lg[j] > m) m = lg[j];
         }

@@ -58,8 +58,8 @@ static inline double max_abs_diff(const float *a, const float *b, size_t n) {
 typedef double (*objective_fn)(void *ctx);
 
 /* Checks analytic[0..n) against central differences of f with respect to x[0..n). */
-static inline void check_grad(const char *what, float *x, size_t n, const float *analytic, objective_fn f,
-                              void *ctx, float h, double rtol, double atol) {
+static inline void check_grad(const char *what, float *x, size_t n, const float *analytic, objective_fn f, void *ctx,
+                              float h, double rtol, double atol) {
     double *num = malloc((n ? n : 1) * sizeof(double));
     double scale = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -80,8 +80,8 @@ static inline void check_grad(const char *what, float *x, size_t n, const float 
         double err = fabs(analytic[i] - num[i]) / (rtol * fabs(num[i]) + atol * scale);
         if (!(err <= worst)) worst = err, worst_i = i;
     }
-    cr_assert(worst <= 1.0, "%s: element %zu analytic %.7g numeric %.7g (scale %.3g, %.2fx tolerance)", what,
-              worst_i, analytic[worst_i], num[worst_i], scale, worst);
+    cr_assert(worst <= 1.0, "%s: element %zu analytic %.7g numeric %.7g (scale %.3g, %.2fx tolerance)", what, worst_i,
+              analytic[worst_i], num[worst_i], scale, worst);
     free(num);
 }
 

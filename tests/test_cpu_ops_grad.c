@@ -175,8 +175,8 @@ static double attn_obj(void *p) {
 
 static void attention_grad(float p) {
     static const int32_t offsets[5] = {0, 3, 4, 9, 11}; /* lengths 3, 1, 5, 2 */
-    attn_ctx c = {.B = 4, .T = 11, .heads = 2, .hd = 4, .offsets = offsets,
-                  .d = {.seed = 99, .step = 7, .site = 2, .p = p}};
+    attn_ctx c = {
+        .B = 4, .T = 11, .heads = 2, .hd = 4, .offsets = offsets, .d = {.seed = 99, .step = 7, .site = 2, .p = p}};
     const size_t n = (size_t)c.T * c.heads * c.hd;
     c.q = rnd(n, -1.5f, 1.5f, 41), c.k = rnd(n, -1.5f, 1.5f, 42), c.v = rnd(n, -1, 1, 43);
     c.out = zeros(n), c.lse = zeros((size_t)c.T * c.heads), c.w = rnd(n, -1, 1, 44);
@@ -236,8 +236,7 @@ typedef struct {
 static double nce_obj(void *p) {
     nce_ctx *c = p;
     float loss = 0.0f;
-    cpu()->infonce(cpu(), &loss, c->da, c->dc, c->a, c->c, c->B, c->C, c->H, c->temp, c->hn, c->gs, c->t0,
-                   c->hard);
+    cpu()->infonce(cpu(), &loss, c->da, c->dc, c->a, c->c, c->B, c->C, c->H, c->temp, c->hn, c->gs, c->t0, c->hard);
     return (double)loss * c->gs;
 }
 

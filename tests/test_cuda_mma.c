@@ -53,7 +53,8 @@ Test(cuda_mma, emulated_layouts_equal_the_hardware) {
     uint16_t rows[4][8][8];
     for (int m = 0; m < 4; m++)
         for (int r = 0; r < 8; r++)
-            for (int col = 0; col < 8; col++) rows[m][r][col] = mma_probe_smem_value(mma_probe_lane_row(8 * m + r), col);
+            for (int col = 0; col < 8; col++)
+                rows[m][r][col] = mma_probe_smem_value(mma_probe_lane_row(8 * m + r), col);
     static const int nums[6] = {1, 2, 4, 1, 2, 4};
     for (int v = 0; v < 6; v++) {
         uint32_t regs[32][4];
@@ -61,8 +62,10 @@ Test(cuda_mma, emulated_layouts_equal_the_hardware) {
         emu_ldmatrix_b16(nums[v], v >= 3, rows, regs);
         for (int l = 0; l < 32; l++)
             for (int m = 0; m < nums[v]; m++)
-                cr_assert_eq(ld[v][l][m], regs[l][m], "ldmatrix.x%d%s: lane %d register %d = %08x on the GPU, %08x by the "
-                             "PTX ISA layout", nums[v], v >= 3 ? ".trans" : "", l, m, ld[v][l][m], regs[l][m]);
+                cr_assert_eq(ld[v][l][m], regs[l][m],
+                             "ldmatrix.x%d%s: lane %d register %d = %08x on the GPU, %08x by the "
+                             "PTX ISA layout",
+                             nums[v], v >= 3 ? ".trans" : "", l, m, ld[v][l][m], regs[l][m]);
     }
 }
 #else

@@ -12,8 +12,8 @@
  *     elements up to ~1.8% after the tanh pooler (measured with the same roundings in
  *     a host emulation), so the old 1e-2 max-abs bound failed there by itself.
  * Every test skips without a GPU (and in a build without CUDA). */
-#include <criterion/criterion.h>
 #include <cjson/cJSON.h>
+#include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +28,8 @@
 #include "simcse/safetensors.h"
 
 #ifdef SIMCSE_CUDA
-#define REQUIRE_GPU()                                              \
-    do {                                                           \
+#define REQUIRE_GPU()                                                                        \
+    do {                                                                                     \
         if (!simcse_cuda_available()) cr_skip_test("no CUDA GPU (%s)", simcse_last_error()); \
     } while (0)
 #else
@@ -55,8 +55,8 @@ static void make_batch(batch *b, int B, int V, int max_len) {
             }
         }
     b->offs[s] = T;
-    b->p = (simcse_packed){.n_seq = s, .T = T, .ids = b->ids, .pos_ids = b->pos, .offsets = b->offs,
-                           .row_ids = b->rows};
+    b->p =
+        (simcse_packed){.n_seq = s, .T = T, .ids = b->ids, .pos_ids = b->pos, .offsets = b->offs, .row_ids = b->rows};
 }
 
 static void step_on(simcse_backend *be, const simcse_model *m, const batch *b, int B, int V,
@@ -77,9 +77,18 @@ static void check_step(simcse_pooler pooler, int V) {
     REQUIRE_GPU();
     simcse_backend *gpu = simcse_backend_cuda(0, 0);
     cr_assert_not_null(gpu, "%s", simcse_last_error());
-    simcse_config c = {.arch = SIMCSE_ARCH_BERT, .vocab_size = 512, .hidden = 64, .layers = 2, .heads = 2,
-                       .intermediate = 128, .max_positions = 64, .type_vocab_size = 2, .pad_token_id = 0,
-                       .layer_norm_eps = 1e-12f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+    simcse_config c = {.arch = SIMCSE_ARCH_BERT,
+                       .vocab_size = 512,
+                       .hidden = 64,
+                       .layers = 2,
+                       .heads = 2,
+                       .intermediate = 128,
+                       .max_positions = 64,
+                       .type_vocab_size = 2,
+                       .pad_token_id = 0,
+                       .layer_norm_eps = 1e-12f,
+                       .hidden_dropout = 0.1f,
+                       .attn_dropout = 0.1f};
     simcse_model m;
     cr_assert_eq(simcse_model_init(&m, &c), 0);
     simcse_model_init_random(&m, 3);
@@ -88,14 +97,15 @@ static void check_step(simcse_pooler pooler, int V) {
     const int B = 6;
     batch b;
     make_batch(&b, B, V, 24);
-    simcse_loss_config lc = {.pooler = pooler, .apply_mlp = pooler == SIMCSE_POOL_CLS, .temperature = 0.05f,
+    simcse_loss_config lc = {.pooler = pooler,
+                             .apply_mlp = pooler == SIMCSE_POOL_CLS,
+                             .temperature = 0.05f,
                              .hard_negative_weight = V == 3 ? 0.5f : 0.0f};
     float lc_cpu, lc_gpu;
     float *g_cpu = malloc(m.n_floats * sizeof(float)), *g_gpu = malloc(m.n_floats * sizeof(float));
     step_on(simcse_backend_cpu(), &m, &b, B, V, &lc, &lc_cpu, g_cpu);
     step_on(gpu, &m, &b, B, V, &lc, &lc_gpu, g_gpu);
-    cr_assert(fabsf(lc_cpu - lc_gpu) <= 1e-4f * fmaxf(1.0f, fabsf(lc_cpu)), "loss: gpu %.7f cpu %.7f", lc_gpu,
-              lc_cpu);
+    cr_assert(fabsf(lc_cpu - lc_gpu) <= 1e-4f * fmaxf(1.0f, fabsf(lc_cpu)), "loss: gpu %.7f cpu %.7f", lc_gpu, lc_cpu);
     double G = 0;
     for (size_t k = 0; k < m.n_floats; k++) G = fmax(G, fabs(g_cpu[k]));
     for (int i = 0; i < m.n_tensors; i++) {
@@ -105,8 +115,8 @@ static void check_step(simcse_pooler pooler, int V) {
             scale = fmax(scale, fabs(g_cpu[k]));
             maxd = fmax(maxd, fabs(g_gpu[k] - g_cpu[k]));
         }
-        cr_assert(maxd <= 1e-4 * fmax(scale, 1e-2 * G), "gradient %s: gpu differs by %.3g (tensor max %.3g)",
-                  t->name, maxd, scale);
+        cr_assert(maxd <= 1e-4 * fmax(scale, 1e-2 * G), "gradient %s: gpu differs by %.3g (tensor max %.3g)", t->name,
+                  maxd, scale);
     }
     free(g_cpu);
     free(g_gpu);
@@ -179,8 +189,8 @@ static void check_fixture(const char *arch, int bf16) {
                           "%s %s row %d (bf16): relative error %.3g, max diff %.3g (row max %.3g)", arch, name, r,
                           sqrt(se / (nb + 1e-30)), maxd, maxw);
             else
-                cr_assert(maxd <= 1e-4 && cosv >= 0.99999, "%s %s row %d: max diff %.3g, cosine %.7f", arch, name,
-                          r, maxd, cosv);
+                cr_assert(maxd <= 1e-4 && cosv >= 0.99999, "%s %s row %d: max diff %.3g, cosine %.7f", arch, name, r,
+                          maxd, cosv);
         }
     }
     free(got);

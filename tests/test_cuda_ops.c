@@ -41,9 +41,9 @@
 #include "simcse/rng.h"
 
 #ifdef SIMCSE_CUDA
-#define REQUIRE_GPU()                                                   \
-    do {                                                                \
-        if (!simcse_cuda_available()) cr_skip_test("no CUDA GPU (%s)", simcse_last_error());      \
+#define REQUIRE_GPU()                                                                        \
+    do {                                                                                     \
+        if (!simcse_cuda_available()) cr_skip_test("no CUDA GPU (%s)", simcse_last_error()); \
     } while (0)
 #else
 #define REQUIRE_GPU() cr_skip_test("built without CUDA (make CUDA=0 or no nvcc)")
@@ -229,14 +229,35 @@ Test(cuda_ops, vtable_complete_and_memory_roundtrip) {
     seed_init();
     simcse_backend *be = gpu();
     cr_assert_eq(be, simcse_backend_cuda(0, 0), "the backend is created once per device and mode");
-    const void *fns[] = {
-        (void *)be->alloc, (void *)be->free, (void *)be->to_device, (void *)be->to_host, (void *)be->zero,
-        (void *)be->copy, (void *)be->sync, (void *)be->embed_fwd, (void *)be->embed_bwd, (void *)be->linear_fwd,
-        (void *)be->linear_bwd, (void *)be->layernorm_fwd, (void *)be->layernorm_bwd, (void *)be->gelu_fwd,
-        (void *)be->gelu_bwd, (void *)be->tanh_fwd, (void *)be->tanh_bwd, (void *)be->dropout,
-        (void *)be->attention_fwd, (void *)be->attention_bwd, (void *)be->pool_first_fwd,
-        (void *)be->pool_first_bwd, (void *)be->pool_mean_fwd, (void *)be->pool_mean_bwd, (void *)be->add,
-        (void *)be->scale, (void *)be->infonce, (void *)be->sumsq, (void *)be->adamw};
+    const void *fns[] = {(void *)be->alloc,
+                         (void *)be->free,
+                         (void *)be->to_device,
+                         (void *)be->to_host,
+                         (void *)be->zero,
+                         (void *)be->copy,
+                         (void *)be->sync,
+                         (void *)be->embed_fwd,
+                         (void *)be->embed_bwd,
+                         (void *)be->linear_fwd,
+                         (void *)be->linear_bwd,
+                         (void *)be->layernorm_fwd,
+                         (void *)be->layernorm_bwd,
+                         (void *)be->gelu_fwd,
+                         (void *)be->gelu_bwd,
+                         (void *)be->tanh_fwd,
+                         (void *)be->tanh_bwd,
+                         (void *)be->dropout,
+                         (void *)be->attention_fwd,
+                         (void *)be->attention_bwd,
+                         (void *)be->pool_first_fwd,
+                         (void *)be->pool_first_bwd,
+                         (void *)be->pool_mean_fwd,
+                         (void *)be->pool_mean_bwd,
+                         (void *)be->add,
+                         (void *)be->scale,
+                         (void *)be->infonce,
+                         (void *)be->sumsq,
+                         (void *)be->adamw};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) cr_assert_not_null(fns[i], "entry %zu is NULL", i);
 
     const size_t n = 1001;
@@ -544,9 +565,9 @@ Test(cuda_ops, dropout_masks_bit_identical) {
 
 typedef struct {
     int B, T, heads, hd;
-    int32_t *off;      /* host */
-    int32_t *oc, *og;  /* offsets on the backends */
-    int32_t *rc, *rg;  /* global row identities of the tokens (sequence * 512 + position) */
+    int32_t *off;     /* host */
+    int32_t *oc, *og; /* offsets on the backends */
+    int32_t *rc, *rg; /* global row identities of the tokens (sequence * 512 + position) */
 } seqs;
 
 static seqs make_seqs(const int *lens, int B, int heads, int hd) {
@@ -712,8 +733,8 @@ Test(cuda_ops, infonce_unsup_and_hard_negatives) {
     infonce_case(16, 16, 96, 0.05f, 0.0f, 1.0f, 0, 0);
     infonce_case(16, 32, 96, 0.05f, 1.5f, 0.7f, 0, 1);
     infonce_case(3, 6, 5, 0.1f, 0.0f, 2.0f, 0, 0);
-    infonce_case(8, 32, 64, 0.05f, 0.0f, 1.0f, 16, 0);  /* rank 2 of 4, unsupervised */
-    infonce_case(8, 64, 64, 0.05f, 1.0f, 1.0f, 8, 1);   /* rank 1 of 4, hard negatives */
+    infonce_case(8, 32, 64, 0.05f, 0.0f, 1.0f, 16, 0); /* rank 2 of 4, unsupervised */
+    infonce_case(8, 64, 64, 0.05f, 1.0f, 1.0f, 8, 1);  /* rank 1 of 4, hard negatives */
     if (!small()) {
         infonce_case(64, 64, 768, 0.05f, 0.0f, 1.0f, 0, 0);
         infonce_case(64, 128, 768, 0.05f, 1.0f, 0.25f, 0, 1);

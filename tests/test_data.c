@@ -161,8 +161,7 @@ Test(data_text, blank_lines_crlf_and_gzip) {
 Test(data_text, empty_file_and_truncated_gzip_are_errors) {
     char *p = write_tmp_str("\n \n\r\n", ".txt");
     cr_assert_null(simcse_dataset_open(p, SIMCSE_DATA_TEXT, NULL));
-    cr_assert(strstr(simcse_last_error(), p) && strstr(simcse_last_error(), "no examples"), "%s",
-              simcse_last_error());
+    cr_assert(strstr(simcse_last_error(), p) && strstr(simcse_last_error(), "no examples"), "%s", simcse_last_error());
     unlink(p);
     free(p);
     /* gzip header then garbage */
@@ -238,17 +237,17 @@ Test(data_csv, pairs_without_hard_neg) {
 
 typedef struct {
     const char *name, *csv;
-    int bad_line;          /* line named in fatal mode */
-    const char *message;   /* part of the fatal message */
+    int bad_line;             /* line named in fatal mode */
+    const char *message;      /* part of the fatal message */
     int64_t n_skip, bad_skip; /* examples and malformed rows in skip mode */
-    const char *last_sent0; /* sent0 of the last example in skip mode */
+    const char *last_sent0;   /* sent0 of the last example in skip mode */
 } broken_case;
 
 static const broken_case k_broken[] = {
     {"wrong field count", "sent0,sent1,hard_neg\na,b,c\nd,e\nf,g,h\n", 3, "expected 3 fields", 2, 1, "f"},
     {"too many fields", "sent0,sent1,hard_neg\r\na,b,c\r\nd,e,f,g\r\nh,i,j", 3, "found 4", 2, 1, "h"},
-    {"unterminated quote", "sent0,sent1,hard_neg\na,b,c\nd,\"e,f\ng,h,i\nj,k,l\n", 3, "unterminated quoted field",
-     3, 1, "j"},
+    {"unterminated quote", "sent0,sent1,hard_neg\na,b,c\nd,\"e,f\ng,h,i\nj,k,l\n", 3, "unterminated quoted field", 3, 1,
+     "j"},
     {"quote closed by a later row", "sent0,sent1,hard_neg\na,b,c\nd,\"e,f\ng,\"h\",i\nj,k,l\n", 3,
      "parse failed at line 4", 3, 1, "j"},
     {"stray quote", "sent0,sent1,hard_neg\na,b,c\nd,e\"x,f\ng,h,i\n", 3, "stray", 2, 1, "g"},

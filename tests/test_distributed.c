@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "simcse/comm.h"
-#include "simcse/data.h"
 #include "simcse/common.h"
+#include "simcse/data.h"
 #include "simcse/encoder.h"
 #include "simcse/loss.h"
 #include "simcse/model.h"
@@ -26,33 +26,48 @@
 #include "simcse/rng.h"
 #include "test_util.h"
 
-#define N_EX 8       /* examples in the global batch */
+#define N_EX 8 /* examples in the global batch */
 #define STEPS 3
 #define MAX_LEN 16
 #define MAX_RANKS 4
 
 typedef struct {
-    int V;           /* views: 2 (unsupervised) or 3 (hard negatives) */
-    int G, chunk;    /* ranks; examples per chunk (0: no caching) */
+    int V;        /* views: 2 (unsupervised) or 3 (hard negatives) */
+    int G, chunk; /* ranks; examples per chunk (0: no caching) */
 } setup;
 
 typedef struct {
     float loss[STEPS];
-    float *grads;    /* after step 1 */
-    float *weights;  /* after STEPS steps */
+    float *grads;   /* after step 1 */
+    float *weights; /* after STEPS steps */
 } result;
 
 static simcse_model base_model;
-static const simcse_loss_config LC = {.pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.1f,
-                                      .hard_negative_weight = 0.3f};
-static const simcse_adamw_config AC = {.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
-                                       .max_grad_norm = 1.0, .warmup_steps = 0, .total_steps = STEPS,
+static const simcse_loss_config LC = {
+    .pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.1f, .hard_negative_weight = 0.3f};
+static const simcse_adamw_config AC = {.lr = 1e-4,
+                                       .beta1 = 0.9,
+                                       .beta2 = 0.999,
+                                       .eps = 1e-8,
+                                       .weight_decay = 0.01,
+                                       .max_grad_norm = 1.0,
+                                       .warmup_steps = 0,
+                                       .total_steps = STEPS,
                                        .linear_decay = 0};
 
 static void make_base_model(void) {
-    simcse_config c = {.arch = SIMCSE_ARCH_BERT, .vocab_size = 64, .hidden = 16, .layers = 2, .heads = 2,
-                       .intermediate = 32, .max_positions = 32, .type_vocab_size = 2, .pad_token_id = 0,
-                       .layer_norm_eps = 1e-12f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+    simcse_config c = {.arch = SIMCSE_ARCH_BERT,
+                       .vocab_size = 64,
+                       .hidden = 16,
+                       .layers = 2,
+                       .heads = 2,
+                       .intermediate = 32,
+                       .max_positions = 32,
+                       .type_vocab_size = 2,
+                       .pad_token_id = 0,
+                       .layer_norm_eps = 1e-12f,
+                       .hidden_dropout = 0.1f,
+                       .attn_dropout = 0.1f};
     cr_assert_eq(simcse_model_init(&base_model, &c), 0);
     simcse_model_init_random(&base_model, 11);
     simcse_rng_stream rs = {5, 2, 0};
@@ -64,7 +79,8 @@ static int ex_len(int e, int v) { return 3 + (e * 7 + v * 3) % 6; }
 static int32_t ex_id(int e, int v, int j) { return j == 0 ? 2 : (int32_t)(4 + (e * 13 + v * 5 + j * 7) % 58); }
 
 typedef struct {
-    int32_t ids[MAX_RANKS * N_EX * 3 * MAX_LEN], pos[MAX_RANKS * N_EX * 3 * MAX_LEN], rows[MAX_RANKS * N_EX * 3 * MAX_LEN];
+    int32_t ids[MAX_RANKS * N_EX * 3 * MAX_LEN], pos[MAX_RANKS * N_EX * 3 * MAX_LEN],
+        rows[MAX_RANKS * N_EX * 3 * MAX_LEN];
     int32_t offs[N_EX * 3 + 1];
     simcse_packed p;
 } packed_buf;
@@ -83,8 +99,8 @@ static void pack(packed_buf *pb, int V, int e0, int n) {
             }
         }
     pb->offs[s] = T;
-    pb->p = (simcse_packed){.n_seq = s, .T = T, .ids = pb->ids, .pos_ids = pb->pos, .offsets = pb->offs,
-                            .row_ids = pb->rows};
+    pb->p = (simcse_packed){
+        .n_seq = s, .T = T, .ids = pb->ids, .pos_ids = pb->pos, .offsets = pb->offs, .row_ids = pb->rows};
 }
 
 typedef struct {
@@ -255,9 +271,8 @@ Test(distributed, threads_collectives) {
  * losses of one rank with the whole batch (the CLI, sharded data, global order). */
 static char *run_cli_losses(const char *dir, const char *extra) {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "%s train --config %s/cfg.json --output %s/out --device cpu --quiet %s >%s/log 2>&1", test_bin(), dir,
-             dir, extra, dir);
+    snprintf(cmd, sizeof cmd, "%s train --config %s/cfg.json --output %s/out --device cpu --quiet %s >%s/log 2>&1",
+             test_bin(), dir, dir, extra, dir);
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
     char path[512];
     snprintf(path, sizeof path, "%s/out/metrics.jsonl", dir);

@@ -75,9 +75,18 @@ Test(encode_stream, npy_writer_abort_leaves_nothing, .init = mk_tmpdir, .fini = 
 /* A small BERT with bert-base-uncased's vocabulary and tokenizer, saved as a model directory. */
 static char *make_model_dir(void) {
     char *dir = tmp_path("m");
-    simcse_config c = {.arch = SIMCSE_ARCH_BERT, .vocab_size = 30522, .hidden = 32, .layers = 2, .heads = 2,
-                       .intermediate = 64, .max_positions = 64, .type_vocab_size = 2, .pad_token_id = 0,
-                       .layer_norm_eps = 1e-12f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+    simcse_config c = {.arch = SIMCSE_ARCH_BERT,
+                       .vocab_size = 30522,
+                       .hidden = 32,
+                       .layers = 2,
+                       .heads = 2,
+                       .intermediate = 64,
+                       .max_positions = 64,
+                       .type_vocab_size = 2,
+                       .pad_token_id = 0,
+                       .layer_norm_eps = 1e-12f,
+                       .hidden_dropout = 0.1f,
+                       .attn_dropout = 0.1f};
     simcse_model m;
     cr_assert_eq(simcse_model_init(&m, &c), 0, "%s", simcse_last_error());
     simcse_model_init_random(&m, 11);
@@ -90,10 +99,15 @@ static char *make_model_dir(void) {
 }
 
 static const char *sentences[] = {
-    "a man is playing a guitar.", "two dogs run through a field of tall grass near the old barn at sunset.", "hi",
+    "a man is playing a guitar.",
+    "two dogs run through a field of tall grass near the old barn at sunset.",
+    "hi",
     "the stock market fell sharply on monday after the central bank raised interest rates again.",
-    "a woman slices an onion.", "", "children are playing soccer in the park while their parents watch.",
-    "the cat sleeps.", "an extraordinarily long sentence about nothing in particular keeps going and going on.",
+    "a woman slices an onion.",
+    "",
+    "children are playing soccer in the park while their parents watch.",
+    "the cat sleeps.",
+    "an extraordinarily long sentence about nothing in particular keeps going and going on.",
     "rain."};
 #define N_SENT (int)(sizeof sentences / sizeof sentences[0])
 
@@ -147,8 +161,10 @@ Test(encode_stream, encode_streams_every_row_in_order, .init = mk_tmpdir, .fini 
     int64_t rows[2], cols[2];
     const int batch[2] = {64, 3};
     for (int k = 0; k < 2; k++) {
-        snprintf(cmd, sizeof cmd, "%s encode --model %s --pooler avg --input %s --output %s/e%d.npy --device cpu "
-                 "--batch-size %d --max-len 24", test_bin(), dir, in, g_dir, k, batch[k]);
+        snprintf(cmd, sizeof cmd,
+                 "%s encode --model %s --pooler avg --input %s --output %s/e%d.npy --device cpu "
+                 "--batch-size %d --max-len 24",
+                 test_bin(), dir, in, g_dir, k, batch[k]);
         cr_assert_eq(run_quiet(cmd), 0, "%s", cmd);
         snprintf(cmd, sizeof cmd, "%s/e%d.npy", g_dir, k);
         cr_assert_eq(simcse_npy_read_f32(cmd, &e[k], &rows[k], &cols[k]), 0, "%s", simcse_last_error());

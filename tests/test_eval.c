@@ -65,12 +65,14 @@ Test(eval_load, sts12_to_16_scored_pairs) {
         const char *last_s2;
         double last_gold;
     } want[] = {
-        {"sts12", 3108, 5, "the problem likely will mean corrective changes before the shuttle fleet starts flying again .",
-         4.4, "what it did without the initiative not going very far .", 3.5},
+        {"sts12", 3108, 5,
+         "the problem likely will mean corrective changes before the shuttle fleet starts flying again .", 4.4,
+         "what it did without the initiative not going very far .", 3.5},
         {"sts13", 1500, 3, NULL, 0.6, "obama aide holds talks in china after syria veto", 1.2},
-        {"sts14", 3750, 6, "the activity of learning or being trained", 4.0, "? selected letters of william styron ?", 4.0},
-        {"sts15", 3000, 5, NULL, 3.0,
-         "a man wearing a white suit holding a newspaper walking through the streets .", 1.0},
+        {"sts14", 3750, 6, "the activity of learning or being trained", 4.0, "? selected letters of william styron ?",
+         4.0},
+        {"sts15", 3000, 5, NULL, 3.0, "a man wearing a white suit holding a newspaper walking through the streets .",
+         1.0},
         {"sts16", 1186, 5,
          "i remained under the banyan tree , exhausted by my daily ritual of dragooning the men every two hours .", 3.0,
          "what is wrong with my gas furnace ?", 4.0},
@@ -142,8 +144,7 @@ static void rm_dir(char *dir) {
 Test(eval_load, bad_rows_report_file_and_line) {
     char *dir = make_dir();
     simcse_sts_data d;
-    put(dir, "stsbenchmark/senteval_tok/sts-dev.csv",
-        "g\tf\ty\t0\t5.0\ta \"b\t c  d \r\ng\tf\ty\t1\t4.0\tx\n");
+    put(dir, "stsbenchmark/senteval_tok/sts-dev.csv", "g\tf\ty\t0\t5.0\ta \"b\t c  d \r\ng\tf\ty\t1\t4.0\tx\n");
     cr_assert_eq(simcse_sts_load(dir, "stsb", SIMCSE_SPLIT_DEV, &d), -1);
     cr_assert(strstr(simcse_last_error(), "sts-dev.csv:2: expected 7 TAB-separated fields, found 6"), "%s",
               simcse_last_error());
@@ -291,7 +292,8 @@ Test(eval_run, bag_of_chars_dev) {
     cr_assert_eq(c.calls, 2 * (24 + 8)); /* ceil(n / 64) chunks, two calls each */
     /* deterministic, and independent of the chunk size */
     simcse_eval_result r2;
-    cr_assert_eq(simcse_eval_sts(test_data_dir(), " stsb , sickr ", SIMCSE_SPLIT_DEV, BOC_DIM, 7, boc_embed, &c, &r2), 0);
+    cr_assert_eq(simcse_eval_sts(test_data_dir(), " stsb , sickr ", SIMCSE_SPLIT_DEV, BOC_DIM, 7, boc_embed, &c, &r2),
+                 0);
     cr_assert_eq(r2.task[0].spearman, r.task[0].spearman);
     cr_assert_eq(r2.task[1].spearman, r.task[1].spearman);
 }

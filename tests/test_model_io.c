@@ -47,10 +47,18 @@ static void copy_file(const char *src_dir, const char *name) {
 /* ------------------------------------------------------------------ table */
 
 static simcse_config tiny_cfg(simcse_arch arch) {
-    simcse_config c = {.arch = arch, .vocab_size = 128, .hidden = 32, .layers = 2, .heads = 4,
-                       .intermediate = 64, .max_positions = 64, .type_vocab_size = arch == SIMCSE_ARCH_BERT ? 2 : 1,
-                       .pad_token_id = arch == SIMCSE_ARCH_BERT ? 0 : 1, .layer_norm_eps = 1e-12f,
-                       .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+    simcse_config c = {.arch = arch,
+                       .vocab_size = 128,
+                       .hidden = 32,
+                       .layers = 2,
+                       .heads = 4,
+                       .intermediate = 64,
+                       .max_positions = 64,
+                       .type_vocab_size = arch == SIMCSE_ARCH_BERT ? 2 : 1,
+                       .pad_token_id = arch == SIMCSE_ARCH_BERT ? 0 : 1,
+                       .layer_norm_eps = 1e-12f,
+                       .hidden_dropout = 0.1f,
+                       .attn_dropout = 0.1f};
     return c;
 }
 

@@ -17,7 +17,6 @@
 #include "simcse/safetensors.h"
 #include "test_util.h"
 
-
 #define GOLDEN "tests/golden/model/"
 
 typedef struct {
@@ -57,8 +56,8 @@ static void fixture_load(fixture *f, const char *name, const simcse_model *m) {
     }
     f->offsets[s] = t;
     cr_assert_eq(t, f->T);
-    f->packed = (simcse_packed){.n_seq = f->n_seq, .T = f->T, .ids = f->ids, .pos_ids = f->pos,
-                                .type_ids = NULL, .offsets = f->offsets};
+    f->packed = (simcse_packed){
+        .n_seq = f->n_seq, .T = f->T, .ids = f->ids, .pos_ids = f->pos, .type_ids = NULL, .offsets = f->offsets};
     snprintf(path, sizeof path, GOLDEN "%s.safetensors", name);
     cr_assert_eq(simcse_st_open(path, &f->expect), 0, "%s", simcse_last_error());
 }
@@ -184,7 +183,8 @@ static void check_grads(const char *arch, const char *kase) {
     m.cfg.hidden_dropout = m.cfg.attn_dropout = 0; /* dropout off, as the fixture */
     int B = cJSON_GetObjectItem(f.json, "batch_size")->valueint;
     int F = cJSON_GetObjectItem(f.json, "num_fields")->valueint;
-    simcse_loss_config lc = {.pooler = SIMCSE_POOL_CLS, .apply_mlp = 1,
+    simcse_loss_config lc = {.pooler = SIMCSE_POOL_CLS,
+                             .apply_mlp = 1,
                              .temperature = (float)cJSON_GetObjectItem(f.json, "temperature")->valuedouble,
                              .hard_negative_weight =
                                  (float)cJSON_GetObjectItem(f.json, "hard_negative_weight")->valuedouble};
@@ -214,8 +214,7 @@ static void check_grads(const char *arch, const char *kase) {
         for (size_t k = 0; k < t->numel; k++) scale = fmax(scale, fabs(want[i][k]));
         for (size_t k = 0; k < t->numel; k++) maxd = fmax(maxd, fabs(g[t->offset + k] - want[i][k]));
         double tol = strstr(t->name, "attention.self.key.bias") ? 1e-6 * G : 1e-5 * fmax(scale, 1e-2 * G);
-        cr_assert(maxd <= tol, "%s: grad %s max diff %.3g > %.3g (tensor max %.3g)", name, t->name, maxd, tol,
-                  scale);
+        cr_assert(maxd <= tol, "%s: grad %s max diff %.3g > %.3g (tensor max %.3g)", name, t->name, maxd, tol, scale);
         free(want[i]);
     }
     free(want);
@@ -243,7 +242,8 @@ static void check_adamw(const char *arch) {
     int B = cJSON_GetObjectItem(j, "batch_size")->valueint;
     int F = cJSON_GetObjectItem(j, "num_fields")->valueint;
     int steps = cJSON_GetObjectItem(j, "steps")->valueint;
-    simcse_loss_config lc = {.pooler = SIMCSE_POOL_CLS, .apply_mlp = 1,
+    simcse_loss_config lc = {.pooler = SIMCSE_POOL_CLS,
+                             .apply_mlp = 1,
                              .temperature = (float)cJSON_GetObjectItem(j, "temperature")->valuedouble,
                              .hard_negative_weight = 0};
     simcse_adamw_config ac = {.lr = cJSON_GetObjectItem(j, "lr")->valuedouble,
@@ -252,7 +252,9 @@ static void check_adamw(const char *arch) {
                               .eps = cJSON_GetObjectItem(j, "eps")->valuedouble,
                               .weight_decay = cJSON_GetObjectItem(j, "weight_decay")->valuedouble,
                               .max_grad_norm = cJSON_GetObjectItem(j, "max_grad_norm")->valuedouble,
-                              .warmup_steps = 0, .total_steps = steps, .linear_decay = 0};
+                              .warmup_steps = 0,
+                              .total_steps = steps,
+                              .linear_decay = 0};
     simcse_backend *be = simcse_backend_cpu();
     simcse_encoder *e = simcse_encoder_create(be, &m, f.n_seq, f.T, 1);
     cr_assert_not_null(e);
@@ -266,10 +268,10 @@ static void check_adamw(const char *arch) {
         float loss;
         cr_assert_eq(test_step_once(e, &f.packed, B, F, &lc, &loss), 0);
         double norm = simcse_optimizer_step(&opt, simcse_encoder_params(e), simcse_encoder_grads(e), NULL);
-        cr_assert(fabsf(loss - want_loss[s]) <= 1e-5f * fmaxf(1, fabsf(want_loss[s])), "step %d loss %.8f vs %.8f",
-                  s, loss, want_loss[s]);
-        cr_assert(fabs(norm - want_norm[s]) <= 1e-5 * fmax(1, want_norm[s]), "step %d grad norm %.8f vs %.8f", s,
-                  norm, want_norm[s]);
+        cr_assert(fabsf(loss - want_loss[s]) <= 1e-5f * fmaxf(1, fabsf(want_loss[s])), "step %d loss %.8f vs %.8f", s,
+                  loss, want_loss[s]);
+        cr_assert(fabs(norm - want_norm[s]) <= 1e-5 * fmax(1, want_norm[s]), "step %d grad norm %.8f vs %.8f", s, norm,
+                  want_norm[s]);
     }
     /* Parameters after the steps: max |diff| <= 1e-4, except that Adam moves an element
      * whose true gradient is at fp32 rounding level by up to lr per step in either

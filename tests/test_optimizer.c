@@ -19,8 +19,15 @@
 #include "simcse/optimizer.h"
 
 static void tiny_model(simcse_model *m) {
-    simcse_config c = {.arch = SIMCSE_ARCH_BERT, .vocab_size = 20, .hidden = 8, .layers = 2, .heads = 2,
-                       .intermediate = 16, .max_positions = 10, .type_vocab_size = 2, .pad_token_id = 0,
+    simcse_config c = {.arch = SIMCSE_ARCH_BERT,
+                       .vocab_size = 20,
+                       .hidden = 8,
+                       .layers = 2,
+                       .heads = 2,
+                       .intermediate = 16,
+                       .max_positions = 10,
+                       .type_vocab_size = 2,
+                       .pad_token_id = 0,
                        .layer_norm_eps = 1e-12f};
     cr_assert_eq(simcse_model_init(m, &c), 0);
 }
@@ -50,8 +57,8 @@ Test(optimizer, each_step_uses_the_schedule_at_its_own_index) {
     simcse_model m;
     tiny_model(&m);
     simcse_backend *be = simcse_backend_cpu();
-    simcse_adamw_config c = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .warmup_steps = 2,
-                             .total_steps = 6, .linear_decay = 1};
+    simcse_adamw_config c = {
+        .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .warmup_steps = 2, .total_steps = 6, .linear_decay = 1};
     simcse_optimizer o;
     cr_assert_eq(simcse_optimizer_init(&o, be, &m, &c), 0);
     float *g = calloc(m.n_floats, sizeof(float));
@@ -90,8 +97,8 @@ Test(optimizer, decay_mask_spares_biases_and_layernorm) {
 
     /* One step with zero gradients: AdamW's update is 0, so only the decay moves weights. */
     for (size_t i = 0; i < m.n_floats; i++) m.data[i] = 1.0f;
-    simcse_adamw_config c = {.lr = 0.5, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1,
-                             .total_steps = 10};
+    simcse_adamw_config c = {
+        .lr = 0.5, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1, .total_steps = 10};
     simcse_optimizer o;
     cr_assert_eq(simcse_optimizer_init(&o, simcse_backend_cpu(), &m, &c), 0);
     float *g = calloc(m.n_floats, sizeof(float));
@@ -112,8 +119,8 @@ Test(optimizer, decay_mask_spares_biases_and_layernorm) {
 static double first_moment_after_one_step(double max_norm, float gval, double *m0, size_t *n_out) {
     simcse_model m;
     tiny_model(&m);
-    simcse_adamw_config c = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .max_grad_norm = max_norm,
-                             .total_steps = 10};
+    simcse_adamw_config c = {
+        .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .max_grad_norm = max_norm, .total_steps = 10};
     simcse_optimizer o;
     cr_assert_eq(simcse_optimizer_init(&o, simcse_backend_cpu(), &m, &c), 0);
     float *g = malloc(m.n_floats * sizeof(float));

@@ -89,9 +89,10 @@ static char *synthetic_log(double *loss, double *lr, double *ev, int *n_ev) {
                                        {20, 61.0, 63.0, 59.0, 0.4045, -2.6967},
                                        {20, 61.5, 63.5, 59.5, 0.4050, -2.7001}, /* the resumed run's, replacing it */
                                        {30, 60.0, 62.0, 58.0, 0.4161, -2.7908}};
-    fprintf(f, "{\"step\": 0, \"eval_dev_avg_spearman\": %.4f, \"eval_stsb_dev_spearman\": %.4f, "
-               "\"eval_sickr_dev_spearman\": %.4f, \"eval_stsb_dev_alignment\": %.6f, "
-               "\"eval_stsb_dev_uniformity\": %.6f, \"eval_seconds\": 1.5}\n",
+    fprintf(f,
+            "{\"step\": 0, \"eval_dev_avg_spearman\": %.4f, \"eval_stsb_dev_spearman\": %.4f, "
+            "\"eval_sickr_dev_spearman\": %.4f, \"eval_stsb_dev_alignment\": %.6f, "
+            "\"eval_stsb_dev_uniformity\": %.6f, \"eval_seconds\": 1.5}\n",
             evals[0][1], evals[0][2], evals[0][3], evals[0][4], evals[0][5]);
     int e = 1;
     for (int run = 0; run < 2; run++) {
@@ -100,8 +101,9 @@ static char *synthetic_log(double *loss, double *lr, double *ev, int *n_ev) {
             double l = 4.5 / (1 + 0.1 * s) + 0.001 * run + 1e-7 * s, r = 5e-4 * s / 30.0;
             loss[s] = l;
             lr[s] = r;
-            fprintf(f, "{\"step\": %d, \"epoch\": 0, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": 1.5, "
-                       "\"batch\": 64, \"tokens\": 2000, \"elapsed_s\": 1.0}\n",
+            fprintf(f,
+                    "{\"step\": %d, \"epoch\": 0, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": 1.5, "
+                    "\"batch\": 64, \"tokens\": 2000, \"elapsed_s\": 1.0}\n",
                     s, l, r);
             /* what the file holds, rounded as printed */
             char buf[64];
@@ -111,9 +113,10 @@ static char *synthetic_log(double *loss, double *lr, double *ev, int *n_ev) {
             lr[s] = strtod(buf, NULL);
             if (s % 10 == 0) {
                 const double *v = evals[e++];
-                fprintf(f, "{\"step\": %d, \"eval_dev_avg_spearman\": %.4f, \"eval_stsb_dev_spearman\": %.4f, "
-                           "\"eval_sickr_dev_spearman\": %.4f, \"eval_stsb_dev_alignment\": %.6f, "
-                           "\"eval_stsb_dev_uniformity\": %.6f}\n",
+                fprintf(f,
+                        "{\"step\": %d, \"eval_dev_avg_spearman\": %.4f, \"eval_stsb_dev_spearman\": %.4f, "
+                        "\"eval_sickr_dev_spearman\": %.4f, \"eval_stsb_dev_alignment\": %.6f, "
+                        "\"eval_stsb_dev_uniformity\": %.6f}\n",
                         s, v[1], v[2], v[3], v[4], v[5]);
             }
         }
@@ -194,7 +197,8 @@ Test(plot, plotted_series_are_exactly_those_of_metrics_jsonl, .timeout = 60) {
 }
 
 Test(plot, runs_without_evaluations_or_steps_still_get_a_picture, .timeout = 60) {
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": 4.5, \"lr\": 0}\n{\"step\": 2, \"loss\": 4.25, \"lr\": 1e-5}\n");
+    write_text("metrics.jsonl",
+               "{\"step\": 1, \"loss\": 4.5, \"lr\": 0}\n{\"step\": 2, \"loss\": 4.25, \"lr\": 1e-5}\n");
     simcse_plot_options opt = {.width = 600, .height = 240};
     cr_assert_eq(simcse_plot_run(g_dir, &opt), 0, "%s", simcse_last_error());
     char *png = tmp_path("plot.png");

@@ -51,8 +51,10 @@ static rank_proc start_rank(const char *addr, int port, int rank, int world, int
         int rc = simcse_tcp_rendezvous(addr, port, rank, world, timeout_ms, blob, ID_LEN);
         unsigned char status = rc == 0 ? 0 : 1;
         ssize_t w = write(p[1], &status, 1);
-        if (rc == 0) w += write(p[1], blob, ID_LEN);
-        else w += write(p[1], simcse_last_error(), strlen(simcse_last_error()) + 1);
+        if (rc == 0)
+            w += write(p[1], blob, ID_LEN);
+        else
+            w += write(p[1], simcse_last_error(), strlen(simcse_last_error()) + 1);
         _exit(w > 0 ? 0 : 3);
     }
     close(p[1]);
@@ -203,9 +205,19 @@ Test(rendezvous, a_duplicate_rank_is_refused, .timeout = 30) {
 }
 
 Test(rendezvous, the_plan_follows_torchrun_and_cluster_variables) {
-    const char *vars[] = {"SIMCSE_RENDEZVOUS", "SIMCSE_RENDEZVOUS_PORT", "SIMCSE_RENDEZVOUS_TIMEOUT", "MASTER_ADDR",
-                          "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE", "SIMCSE_RANK", "RANK", "WORLD_SIZE",
-                          "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID", "PMI_RANK"};
+    const char *vars[] = {"SIMCSE_RENDEZVOUS",
+                          "SIMCSE_RENDEZVOUS_PORT",
+                          "SIMCSE_RENDEZVOUS_TIMEOUT",
+                          "MASTER_ADDR",
+                          "MASTER_PORT",
+                          "TORCHELASTIC_USE_AGENT_STORE",
+                          "SIMCSE_RANK",
+                          "RANK",
+                          "WORLD_SIZE",
+                          "LOCAL_RANK",
+                          "OMPI_COMM_WORLD_RANK",
+                          "SLURM_PROCID",
+                          "PMI_RANK"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
     simcse_rendezvous_plan p;
     cr_assert_eq(simcse_rendezvous_plan_read(&p), 0);

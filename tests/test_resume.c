@@ -37,8 +37,10 @@ static void sh(const char *tmpl) {
     size_t k = 0;
     for (const char *p = tmpl; *p && k < sizeof cmd - 600; p++) {
         const char *sub = *p == '@' ? g_dir : *p == '#' ? test_data_dir() : NULL;
-        if (sub) k += (size_t)snprintf(cmd + k, sizeof cmd - k, "%s", sub);
-        else cmd[k++] = *p;
+        if (sub)
+            k += (size_t)snprintf(cmd + k, sizeof cmd - k, "%s", sub);
+        else
+            cmd[k++] = *p;
     }
     cmd[k] = 0;
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
@@ -90,8 +92,10 @@ static int train_cli(char **err, const char *fmt, ...) {
     char *text = simcse_read_file(errp, NULL);
     unlink(errp);
     free(errp);
-    if (err) *err = text ? text : simcse_xstrdup("");
-    else free(text);
+    if (err)
+        *err = text ? text : simcse_xstrdup("");
+    else
+        free(text);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
@@ -333,8 +337,10 @@ Test(resume_config, changes_to_the_math_are_refused_and_listed) {
     char *cfg = make_run("");
     reference_and_stopped(cfg, 3);
     char *err;
-    int rc = train_cli(&err, "--resume %s/run --set learning_rate=0.002 --set batch_size=4 --set seed=7 "
-                             "--set grad_cache_chunk=2", g_dir);
+    int rc = train_cli(&err,
+                       "--resume %s/run --set learning_rate=0.002 --set batch_size=4 --set seed=7 "
+                       "--set grad_cache_chunk=2",
+                       g_dir);
     cr_assert_neq(rc, 0);
     cr_assert(strstr(err, "learning_rate (checkpoint 0.001") && strstr(err, "batch_size (checkpoint 8, now 4)") &&
                   strstr(err, "seed (checkpoint 42, now 7)") && strstr(err, "grad_cache_chunk"),
@@ -354,9 +360,9 @@ Test(resume_config, changes_to_the_math_are_refused_and_listed) {
     cr_assert(strstr(err, "backend (checkpoint cuda, now cpu)"), "%s", err);
     free(err);
     /* nothing was written by the refused runs: the run still resumes to the reference */
-    cr_assert_eq(train_cli(&err, "--resume %s/run --quiet --set logging_steps=5 --set eval_steps=2 --set save_steps=3",
-                           g_dir),
-                 0, "%s", err);
+    cr_assert_eq(
+        train_cli(&err, "--resume %s/run --quiet --set logging_steps=5 --set eval_steps=2 --set save_steps=3", g_dir),
+        0, "%s", err);
     free(err);
     matches_reference_as(0);
     free(cfg);

@@ -28,12 +28,12 @@
 
 static const uint32_t KAT[3][10] = {
     /* ctr[4], key[2], out[4] */
-    {0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
-     0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
-    {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
-     0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
-    {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
-     0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1},
+    {0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c,
+     0x9b00dbd8},
+    {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d, 0x41c83b0e, 0xa20bc7c6,
+     0x6d5451fd},
+    {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb, 0x5001e420,
+     0x24126ea1},
 };
 
 Test(rng, philox_random123_known_answers) {
@@ -65,9 +65,8 @@ static const struct {
     {0x00000000000004d2ull, 0x0000000000000063ull, 0x00000000000002feull, 0xd1a89102u},
 };
 
-static const uint32_t CURAND_SEQ[11] = {0xd20ab2f4u, 0xfbc0ab9cu, 0xd4ea0e83u, 0x4c2fe6f8u,
-                                        0x373b8659u, 0x7493b20eu, 0xc0ecd7e7u, 0xdf72828eu,
-                                        0xe4f2f19du, 0xc0a0b85fu, 0xb9abea62u};
+static const uint32_t CURAND_SEQ[11] = {0xd20ab2f4u, 0xfbc0ab9cu, 0xd4ea0e83u, 0x4c2fe6f8u, 0x373b8659u, 0x7493b20eu,
+                                        0xc0ecd7e7u, 0xdf72828eu, 0xe4f2f19du, 0xc0a0b85fu, 0xb9abea62u};
 
 Test(rng, u32_matches_curand_init_then_curand) {
     for (size_t i = 0; i < sizeof CURAND_CASES / sizeof CURAND_CASES[0]; i++) {
@@ -113,9 +112,12 @@ Test(rng, subsequence_packs_step_site_row) {
     cr_assert_eq(simcse_rng_subsequence(0, 1, 0), 1ull << 20);
     cr_assert_eq(simcse_rng_subsequence(0, 0, 1), 1ull);
     /* neighbouring (step, site, row) never share a stream */
-    cr_assert_neq(simcse_rng_u32(7, simcse_rng_subsequence(1, 2, 3), 0), simcse_rng_u32(7, simcse_rng_subsequence(1, 2, 4), 0));
-    cr_assert_neq(simcse_rng_u32(7, simcse_rng_subsequence(1, 2, 3), 0), simcse_rng_u32(7, simcse_rng_subsequence(1, 3, 3), 0));
-    cr_assert_neq(simcse_rng_u32(7, simcse_rng_subsequence(1, 2, 3), 0), simcse_rng_u32(7, simcse_rng_subsequence(2, 2, 3), 0));
+    cr_assert_neq(simcse_rng_u32(7, simcse_rng_subsequence(1, 2, 3), 0),
+                  simcse_rng_u32(7, simcse_rng_subsequence(1, 2, 4), 0));
+    cr_assert_neq(simcse_rng_u32(7, simcse_rng_subsequence(1, 2, 3), 0),
+                  simcse_rng_u32(7, simcse_rng_subsequence(1, 3, 3), 0));
+    cr_assert_neq(simcse_rng_u32(7, simcse_rng_subsequence(1, 2, 3), 0),
+                  simcse_rng_u32(7, simcse_rng_subsequence(2, 2, 3), 0));
 }
 
 Test(rng, dropout_threshold) {

@@ -59,17 +59,26 @@ static void write_json(const char *path, const cJSON *j) {
 /* A tokenizer whose post-processor puts out [SEP] as `sep_id`. */
 static cJSON *tokenizer_with_sep(int sep_id) {
     cJSON *j = seed_tokenizer();
-    cJSON *sep = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "post_processor"), "special_tokens"),
-                                     "[SEP]");
+    cJSON *sep =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "post_processor"), "special_tokens"), "[SEP]");
     cJSON_ReplaceItemInObject(sep, "ids", cJSON_Parse("[0]"));
     cJSON_ReplaceItemInArray(cJSON_GetObjectItem(sep, "ids"), 0, cJSON_CreateNumber(sep_id));
     return j;
 }
 
 static simcse_config tiny_config(int vocab_size) {
-    simcse_config c = {.arch = SIMCSE_ARCH_BERT, .vocab_size = vocab_size, .hidden = 16, .layers = 1, .heads = 2,
-                       .intermediate = 32, .max_positions = 40, .type_vocab_size = 2, .pad_token_id = 0,
-                       .layer_norm_eps = 1e-12f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+    simcse_config c = {.arch = SIMCSE_ARCH_BERT,
+                       .vocab_size = vocab_size,
+                       .hidden = 16,
+                       .layers = 1,
+                       .heads = 2,
+                       .intermediate = 32,
+                       .max_positions = 40,
+                       .type_vocab_size = 2,
+                       .pad_token_id = 0,
+                       .layer_norm_eps = 1e-12f,
+                       .hidden_dropout = 0.1f,
+                       .attn_dropout = 0.1f};
     return c;
 }
 
@@ -151,14 +160,14 @@ Test(run_guards, every_id_a_tokenizer_emits_is_checked) {
 
 /* encode, eval and train refuse the model + tokenizer pair (before: SIGSEGV under ASan,
  * exit 0 with rows read from past the table otherwise) */
-Test(run_guards, encode_eval_train_refuse_ids_past_the_table, .init = mk_tmpdir, .fini = rm_tmpdir,
-     .timeout = 60) {
+Test(run_guards, encode_eval_train_refuse_ids_past_the_table, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 60) {
     cJSON *tok = tokenizer_with_sep(TOKENIZER_IDS);
     char *dir = make_model("m", TOKENIZER_IDS, tok, 0);
     cJSON_Delete(tok);
     char cmd[2048], out[8192];
-    snprintf(cmd, sizeof cmd, "printf 'hello world\\n' | %s encode --model %s --pooler avg --output %s/e.npy --device cpu",
-             test_bin(), dir, g_dir);
+    snprintf(cmd, sizeof cmd,
+             "printf 'hello world\\n' | %s encode --model %s --pooler avg --output %s/e.npy --device cpu", test_bin(),
+             dir, g_dir);
     cr_assert_eq(run(cmd, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "tokenizer.json") && strstr(out, "special token id 22") && count_of(out, "\n") == 1, "%s",
               out);
@@ -180,8 +189,8 @@ Test(run_guards, encode_eval_train_refuse_ids_past_the_table, .init = mk_tmpdir,
     char *o = tmp_path("out");
     simcse_train_options opt = {.output_dir = o, .device = "cpu", .quiet = 1};
     cr_assert_eq(simcse_train(&c, &opt, NULL), -1);
-    cr_assert(strstr(simcse_last_error(), "tokenizer.json") && strstr(simcse_last_error(), "special token id 22"),
-              "%s", simcse_last_error());
+    cr_assert(strstr(simcse_last_error(), "tokenizer.json") && strstr(simcse_last_error(), "special token id 22"), "%s",
+              simcse_last_error());
     free(o);
     free(train);
     free(dir);
@@ -214,8 +223,9 @@ Test(run_guards, bf16_on_the_cpu_says_so, .init = mk_tmpdir, .fini = rm_tmpdir, 
              test_bin(), dir, g_dir);
     cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
     cr_assert_eq(count_of(out, "note: precision bf16 is for the GPU; the CPU backend computes in fp32"), 1, "%s", out);
-    snprintf(cmd, sizeof cmd, "printf 'hello world\\n' | %s encode --model %s --pooler avg --output %s/e.npy --device cpu",
-             test_bin(), dir, g_dir);
+    snprintf(cmd, sizeof cmd,
+             "printf 'hello world\\n' | %s encode --model %s --pooler avg --output %s/e.npy --device cpu", test_bin(),
+             dir, g_dir);
     cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
     cr_assert_null(strstr(out, "note:"), "%s", out);
     free(dir);
@@ -266,8 +276,7 @@ static void set_state_key(const char *out, const char *key, const char *number) 
     write_text(path, buf, strlen(buf));
 }
 
-Test(run_guards, trainer_state_numbers_out_of_range_are_refused, .init = mk_tmpdir, .fini = rm_tmpdir,
-     .timeout = 60) {
+Test(run_guards, trainer_state_numbers_out_of_range_are_refused, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 60) {
     char *mc, *train;
     write_tiny_run_files(&mc, &train);
     simcse_train_config c;
@@ -291,8 +300,7 @@ Test(run_guards, trainer_state_numbers_out_of_range_are_refused, .init = mk_tmpd
         char *keep = simcse_read_file(path, &n);
         set_state_key(out, fields[i], "1e300");
         cr_assert_eq(simcse_checkpoint_load_config(out, &saved, &st), -1, "%s = 1e300 accepted", fields[i]);
-        cr_assert(strstr(simcse_last_error(), key) && strstr(simcse_last_error(), "1e+300"), "%s",
-                  simcse_last_error());
+        cr_assert(strstr(simcse_last_error(), key) && strstr(simcse_last_error(), "1e+300"), "%s", simcse_last_error());
         write_text(path, keep, n);
         free(keep);
     }
@@ -335,8 +343,8 @@ Test(run_guards, encode_and_tokenize_read_nul_bytes_alike, .init = mk_tmpdir, .f
     cr_assert(strncmp(out, second, (size_t)(second - out)) == 0, "tokenize: %s", out);
     cr_assert(strncmp(out, third, (size_t)(second - out)) != 0, "tokenize: %s", out);
 
-    snprintf(cmd, sizeof cmd, "%s encode --model %s --pooler avg --input %s --output %s/e.npy --device cpu",
-             test_bin(), dir, in, g_dir);
+    snprintf(cmd, sizeof cmd, "%s encode --model %s --pooler avg --input %s --output %s/e.npy --device cpu", test_bin(),
+             dir, in, g_dir);
     cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
     char *npy = tmp_path("e.npy");
     float *e;
@@ -356,8 +364,8 @@ Test(run_guards, encode_input_directory_is_an_error, .init = mk_tmpdir, .fini = 
     char *dir = make_model("m", TOKENIZER_IDS, tok, 0);
     cJSON_Delete(tok);
     char cmd[2048], out[8192];
-    snprintf(cmd, sizeof cmd, "%s encode --model %s --pooler avg --input %s --output %s/e.npy --device cpu",
-             test_bin(), dir, g_dir, g_dir);
+    snprintf(cmd, sizeof cmd, "%s encode --model %s --pooler avg --input %s --output %s/e.npy --device cpu", test_bin(),
+             dir, g_dir, g_dir);
     cr_assert_eq(run(cmd, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, g_dir) && strstr(out, "is a directory") && count_of(out, "\n") == 1, "%s", out);
     free(dir);
@@ -466,13 +474,14 @@ Test(memory_plan, demo_and_paper_base_setups_fit_24_gib) {
         const char *cfg;
         const simcse_config *model;
         int views;
-    } runs[] = {{"configs/demo.json", &demo, 3}, {"configs/unsup-bert-base.json", &base, 2},
+    } runs[] = {{"configs/demo.json", &demo, 3},
+                {"configs/unsup-bert-base.json", &base, 2},
                 {"configs/unsup-bert-large.json", NULL, 2}};
     simcse_config large = base;
     large.hidden = 1024, large.layers = 24, large.heads = 16, large.intermediate = 4096;
     runs[2].model = &large;
-    simcse_memory_avail a = {.device = 24.0 * (1 << 30), .host = 24.0 * (1 << 30), .device_source = "test",
-                             .host_source = "test"};
+    simcse_memory_avail a = {
+        .device = 24.0 * (1 << 30), .host = 24.0 * (1 << 30), .device_source = "test", .host_source = "test"};
     for (int i = 0; i < 3; i++)
         for (int shared = 0; shared < 2; shared++) {
             simcse_train_config tc;

@@ -71,9 +71,9 @@ Test(io_safetensors, f16_and_bf16_conversion) {
     cr_assert_eq(simcse_f16_to_f32(0xc000), -2.0f);
     cr_assert_eq(simcse_f16_to_f32(0x7bff), 65504.0f);
     cr_assert_eq(simcse_f16_to_f32(0x3555), 0x1.554p-2f);
-    cr_assert_eq(simcse_f16_to_f32(0x0001), 0x1p-24f);  /* smallest subnormal */
+    cr_assert_eq(simcse_f16_to_f32(0x0001), 0x1p-24f);     /* smallest subnormal */
     cr_assert_eq(simcse_f16_to_f32(0x03ff), 0x1.ff8p-15f); /* largest subnormal */
-    cr_assert_eq(simcse_f16_to_f32(0x0400), 0x1p-14f);  /* smallest normal */
+    cr_assert_eq(simcse_f16_to_f32(0x0400), 0x1p-14f);     /* smallest normal */
     float nz = simcse_f16_to_f32(0x8000);
     cr_assert(nz == 0.0f && signbit(nz));
     cr_assert(isinf(simcse_f16_to_f32(0x7c00)) && simcse_f16_to_f32(0x7c00) > 0);
@@ -375,8 +375,8 @@ Test(io_safetensors, header_not_json) {
     cr_assert_eq(simcse_st_open(p, &st), -1);
     assert_error_has(p, "trailing bytes");
     /* a pickle (pytorch_model.bin renamed) */
-    static const uint8_t pickle[24] = {0x80, 0x02, 0x8a, 0x0a, 'l', 'f', 0xfc, 0x9c, 'F', 0xf9, ' ', 'j',
-                                       0xa8, 'P',  0x19, '.',  0x80, 0x02, 'M', 0xe9, 0x03, '.', 0, 0};
+    static const uint8_t pickle[24] = {0x80, 0x02, 0x8a, 0x0a, 'l',  'f',  0xfc, 0x9c, 'F',  0xf9, ' ', 'j',
+                                       0xa8, 'P',  0x19, '.',  0x80, 0x02, 'M',  0xe9, 0x03, '.',  0,   0};
     write_bytes(p, pickle, sizeof pickle);
     cr_assert_eq(simcse_st_open(p, &st), -1);
     assert_error_has(p, "header length");
@@ -459,8 +459,12 @@ Test(io_safetensors, data_offsets_inconsistent_with_shape) {
     assert_error_has("hold 64 bytes but F32 shape needs 32 x 4", NULL);
 }
 Test(io_safetensors, data_offsets_reversed) { expect_bad_header(edit_offsets_reversed, "are reversed"); }
-Test(io_safetensors, shape_negative) { expect_bad_header(edit_shape_negative, "shape[0] is not a non-negative integer"); }
-Test(io_safetensors, shape_fraction) { expect_bad_header(edit_shape_fraction, "shape[0] is not a non-negative integer"); }
+Test(io_safetensors, shape_negative) {
+    expect_bad_header(edit_shape_negative, "shape[0] is not a non-negative integer");
+}
+Test(io_safetensors, shape_fraction) {
+    expect_bad_header(edit_shape_fraction, "shape[0] is not a non-negative integer");
+}
 Test(io_safetensors, dtype_missing) { expect_bad_header(edit_no_dtype, "'dtype' missing"); }
 Test(io_safetensors, entry_not_object) { expect_bad_header(edit_entry_not_object, "header entry is not an object"); }
 Test(io_safetensors, duplicate_tensor) { expect_bad_header(edit_duplicate, "appears twice"); }

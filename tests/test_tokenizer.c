@@ -439,7 +439,8 @@ Test(tokenizer_encode, invalid_utf8_and_nul_bytes) {
 Test(tokenizer_encode, added_token_normalizing_to_nothing, .timeout = 10) {
     char path[64];
     write_tmp("{\"added_tokens\": [{\"id\": 3, \"content\": \"\\u200b\", \"normalized\": true},"
-              " {\"id\": 4, \"content\": \"[X]\", \"normalized\": false}, {\"id\": 5, \"content\": \"\\u00e9\\u00ff\\u00c3\"}],"
+              " {\"id\": 4, \"content\": \"[X]\", \"normalized\": false}, {\"id\": 5, \"content\": "
+              "\"\\u00e9\\u00ff\\u00c3\"}],"
               " \"normalizer\": {\"type\": \"BertNormalizer\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"},"
               " \"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 1, \"[\": 2}}}",
               path);

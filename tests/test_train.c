@@ -19,11 +19,19 @@
 #include "simcse/trainer.h"
 #include "test_util.h"
 
-
 static simcse_config tiny_config(void) {
-    simcse_config c = {.arch = SIMCSE_ARCH_BERT, .vocab_size = 64, .hidden = 16, .layers = 2, .heads = 2,
-                       .intermediate = 32, .max_positions = 32, .type_vocab_size = 2, .pad_token_id = 0,
-                       .layer_norm_eps = 1e-12f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+    simcse_config c = {.arch = SIMCSE_ARCH_BERT,
+                       .vocab_size = 64,
+                       .hidden = 16,
+                       .layers = 2,
+                       .heads = 2,
+                       .intermediate = 32,
+                       .max_positions = 32,
+                       .type_vocab_size = 2,
+                       .pad_token_id = 0,
+                       .layer_norm_eps = 1e-12f,
+                       .hidden_dropout = 0.1f,
+                       .attn_dropout = 0.1f};
     return c;
 }
 
@@ -60,7 +68,9 @@ static void fd_check(simcse_pooler pooler, int F, float hn_weight) {
     simcse_encoder *e = simcse_encoder_create(be, &m, S, T, 1);
     cr_assert_not_null(e);
     simcse_encoder_set_dropout(e, 1, 1234, 5);
-    simcse_loss_config lc = {.pooler = pooler, .apply_mlp = pooler == SIMCSE_POOL_CLS, .temperature = 0.5f,
+    simcse_loss_config lc = {.pooler = pooler,
+                             .apply_mlp = pooler == SIMCSE_POOL_CLS,
+                             .temperature = 0.5f,
                              .hard_negative_weight = hn_weight};
     loss_at(e, &p, B, F, &lc);
     float *grad = malloc(m.n_floats * sizeof(float));
@@ -246,8 +256,9 @@ Test(train_resume, export_is_a_loadable_model_directory, .timeout = 120) {
     cr_assert_eq(m.cfg.hidden, 16);
     cr_assert(m.has_mlp_weights);
     simcse_model_free(&m);
-    const char *need[] = {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "modules.json",
-                          "sentence_bert_config.json", "1_Pooling/config.json", "metrics.jsonl"};
+    const char *need[] = {"config.json",           "model.safetensors", "vocab.txt",
+                          "tokenizer_config.json", "modules.json",      "sentence_bert_config.json",
+                          "1_Pooling/config.json", "metrics.jsonl"};
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
         char p[512];
         snprintf(p, sizeof p, "%s/%s", out, need[i]);

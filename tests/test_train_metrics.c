@@ -37,7 +37,8 @@ Test(train_metrics, every_evaluation_logs_the_alignment_and_uniformity_eval_repo
                            "\"max_position_embeddings\": 32, \"type_vocab_size\": 2, \"layer_norm_eps\": 1e-12, "
                            "\"hidden_act\": \"gelu\", \"pad_token_id\": 0}");
     FILE *f = fopen(train, "w");
-    for (int i = 0; i < 48; i++) fprintf(f, "sentence %d tells of %s dogs and %d birds\n", i, i % 2 ? "brave" : "shy", i);
+    for (int i = 0; i < 48; i++)
+        fprintf(f, "sentence %d tells of %s dogs and %d birds\n", i, i % 2 ? "brave" : "shy", i);
     fclose(f);
     simcse_train_config c;
     simcse_train_config_defaults(&c);
@@ -103,8 +104,9 @@ Test(train_metrics, every_evaluation_logs_the_alignment_and_uniformity_eval_repo
 
     /* and the command line's report (4 decimals) */
     char cmd[2048], *report = tmp_path("eval.txt");
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --pooler avg --tasks stsb --split dev --max-len 16 "
-                              "--device cpu > %s 2>/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "%s eval --model %s --pooler avg --tasks stsb --split dev --max-len 16 "
+             "--device cpu > %s 2>/dev/null",
              test_bin(), out, report);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     size_t n;

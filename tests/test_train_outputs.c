@@ -127,8 +127,8 @@ static void write_varied_sentences(const char *name) {
     char *p = tmp_path(name);
     FILE *f = fopen(p, "w");
     cr_assert_not_null(f);
-    static const char *words[] = {"cats", "sleep", "on", "warm", "red", "mats", "while", "dogs", "bark", "at",
-                                  "the", "moon"};
+    static const char *words[] = {"cats",  "sleep", "on",   "warm", "red", "mats",
+                                  "while", "dogs",  "bark", "at",   "the", "moon"};
     for (int i = 0; i < 40; i++) {
         int n = (i * 7) % 12 + 1;
         for (int w = 0; w < n; w++) fprintf(f, "%s%s", w ? " " : "", words[(i + w) % 12]);
@@ -164,8 +164,10 @@ Test(train_outputs, hard_negative_weight_raises_the_logged_loss) {
     /* Adding w > 0 to each anchor's own hard-negative logit can only raise the
      * cross-entropy; with lr 0 every other input of the step is the same. */
     for (int s = 0; s < 4; s++)
-        cr_assert(weighted.loss[s] > plain.loss[s] + 1e-3, "step %d: loss %.6f with hard_negative_weight 2, %.6f "
-                  "without", s + 1, weighted.loss[s], plain.loss[s]);
+        cr_assert(weighted.loss[s] > plain.loss[s] + 1e-3,
+                  "step %d: loss %.6f with hard_negative_weight 2, %.6f "
+                  "without",
+                  s + 1, weighted.loss[s], plain.loss[s]);
 }
 
 /* ---- the logged loss is the loss of the batch the seed picks ---- */
@@ -201,8 +203,12 @@ Test(train_outputs, logged_loss_is_the_steps_loss_of_the_seeds_batch_with_its_ma
     for (int s = 0; s < 2; s++) {
         cr_assert_eq(simcse_dataset_get_batch(d, perm + 8 * s, 8, &text), 0);
         cr_assert_eq(simcse_pack_batch(tok, &text, 0, &tb), 0);
-        simcse_packed p = {.n_seq = tb.n_seq, .T = tb.T, .ids = tb.ids, .pos_ids = tb.pos_ids,
-                           .offsets = tb.offsets, .row_ids = tb.row_ids};
+        simcse_packed p = {.n_seq = tb.n_seq,
+                           .T = tb.T,
+                           .ids = tb.ids,
+                           .pos_ids = tb.pos_ids,
+                           .offsets = tb.offsets,
+                           .row_ids = tb.row_ids};
         simcse_encoder_zero_grads(e);
         simcse_encoder_set_dropout(e, 1, 42, (uint32_t)s);
         float loss;
@@ -319,8 +325,8 @@ Test(train_outputs, two_steps_at_lr_0_with_dropout_log_different_losses) {
     c.hidden_dropout = c.attention_dropout = 0;
     train_into(&c, "off", &off);
     cr_assert_eq(off.n, 3);
-    cr_assert_eq(off.loss[0], off.loss[1], "without dropout the steps must agree (lr 0): %.6f vs %.6f",
-                 off.loss[0], off.loss[1]);
+    cr_assert_eq(off.loss[0], off.loss[1], "without dropout the steps must agree (lr 0): %.6f vs %.6f", off.loss[0],
+                 off.loss[1]);
     cr_assert_eq(off.loss[1], off.loss[2]);
     c.hidden_dropout = c.attention_dropout = 0.1;
     train_into(&c, "on", &on);
@@ -352,9 +358,9 @@ Test(train_outputs, logged_learning_rates_follow_warmup_then_linear_decay) {
 typedef struct {
     int n_modules, max_seq_length;
     char type[3][64], path[3][32];
-    int pool_cls, pool_mean;   /* 1_Pooling/config.json */
+    int pool_cls, pool_mean; /* 1_Pooling/config.json */
     int has_dense;
-    float *dense_w, *dense_b;  /* 2_Dense/model.safetensors: linear.weight [H, H], linear.bias [H] */
+    float *dense_w, *dense_b; /* 2_Dense/model.safetensors: linear.weight [H, H], linear.bias [H] */
 } st_model;
 
 static cJSON *read_json(const char *dir, const char *name) {
@@ -433,8 +439,8 @@ static void st_read(const char *dir, int H, st_model *st) {
     free(ddir);
 }
 
-static const char *const probe[4] = {"a cat sat on the mat", "dogs bark at night",
-                                      "the weather is nice today", "one more sentence with several words in it"};
+static const char *const probe[4] = {"a cat sat on the mat", "dogs bark at night", "the weather is nice today",
+                                     "one more sentence with several words in it"};
 
 /* Embeddings of the probe sentences by the exported model with a given pooler. */
 static float *embed_with(const char *dir, simcse_pooler pooler, int apply_mlp, int *H_out) {
@@ -557,8 +563,8 @@ Test(train_outputs, mlp_only_train_evaluates_cls_without_the_mlp, .timeout = 240
                                           with_mlp, 16, 64),
                      0);
         simcse_eval_result res;
-        cr_assert_eq(simcse_eval_sts(test_data_dir(), "stsb", SIMCSE_SPLIT_DEV, m.cfg.hidden, 64,
-                                     simcse_embedder_embed, &em, &res),
+        cr_assert_eq(simcse_eval_sts(test_data_dir(), "stsb", SIMCSE_SPLIT_DEV, m.cfg.hidden, 64, simcse_embedder_embed,
+                                     &em, &res),
                      0, "%s", simcse_last_error());
         score[with_mlp] = res.avg_spearman;
         simcse_embedder_free(&em);
@@ -568,8 +574,10 @@ Test(train_outputs, mlp_only_train_evaluates_cls_without_the_mlp, .timeout = 240
     }
     free(out);
     cr_assert(fabs(score[0] - score[1]) > 1e-3, "the MLP head must change the score for this test to see it");
-    cr_assert(fabs(lg.last_eval_stsb - score[0]) <= 1e-4, "logged dev Spearman %.4f; [CLS] without the MLP gives "
-              "%.4f, with it %.4f", lg.last_eval_stsb, score[0], score[1]);
+    cr_assert(fabs(lg.last_eval_stsb - score[0]) <= 1e-4,
+              "logged dev Spearman %.4f; [CLS] without the MLP gives "
+              "%.4f, with it %.4f",
+              lg.last_eval_stsb, score[0], score[1]);
 }
 
 /* ---- encode/eval positions for RoBERTa ---- */
@@ -581,9 +589,16 @@ Test(train_outputs, embedder_gives_roberta_positions_from_padding_idx_plus_1) {
     snprintf(dir, sizeof dir, "%s/tokenizers/roberta-base", test_data_dir());
     simcse_tokenizer *tok = simcse_tokenizer_load(dir);
     cr_assert_not_null(tok, "%s", simcse_last_error());
-    simcse_config mc = {.arch = SIMCSE_ARCH_ROBERTA, .vocab_size = simcse_tokenizer_vocab_size(tok), .hidden = 16,
-                        .layers = 1, .heads = 2, .intermediate = 32, .max_positions = 34, .type_vocab_size = 1,
-                        .pad_token_id = 1, .layer_norm_eps = 1e-5f};
+    simcse_config mc = {.arch = SIMCSE_ARCH_ROBERTA,
+                        .vocab_size = simcse_tokenizer_vocab_size(tok),
+                        .hidden = 16,
+                        .layers = 1,
+                        .heads = 2,
+                        .intermediate = 32,
+                        .max_positions = 34,
+                        .type_vocab_size = 1,
+                        .pad_token_id = 1,
+                        .layer_norm_eps = 1e-5f};
     simcse_model m;
     cr_assert_eq(simcse_model_init(&m, &mc), 0, "%s", simcse_last_error());
     simcse_model_init_random(&m, 5);

@@ -28,8 +28,8 @@ static inline int test_rm_dir(const char *dir) {
 
 /* One whole-batch training step's forward, loss and backward on one rank
  * (views = fields: 2 or 3). */
-static inline int test_step_once(simcse_encoder *e, const simcse_packed *p, int B, int V,
-                                 const simcse_loss_config *lc, float *loss) {
+static inline int test_step_once(simcse_encoder *e, const simcse_packed *p, int B, int V, const simcse_loss_config *lc,
+                                 float *loss) {
     simcse_step *s = simcse_step_create(e, lc, NULL, B, V);
     if (!s) return -1;
     int counts[1] = {B};

@@ -97,8 +97,7 @@ size_t simcse_host_memory_available(const char **source) {
             if (!strcmp(line, "0") && !*controllers) {
                 room = cgroup_room("/sys/fs/cgroup", path, "memory.max", "memory.current", "inactive_file");
                 if (room == UINT64_MAX)
-                    room = cgroup_room("/sys/fs/cgroup/unified", path, "memory.max", "memory.current",
-                                       "inactive_file");
+                    room = cgroup_room("/sys/fs/cgroup/unified", path, "memory.max", "memory.current", "inactive_file");
                 what = "cgroup memory.max";
             } else {
                 char list[256];

@@ -12,17 +12,16 @@
 #include "simcse/npy.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: simcse encode --model DIR --pooler P --output FILE.npy [options]\n"
-            "  --model DIR         Hugging Face model directory (config.json, model.safetensors, tokenizer)\n"
-            "  --pooler P          cls (with the MLP head), cls_before_pooler, avg, avg_first_last, avg_top2\n"
-            "  --output FILE.npy   float32 [n, hidden], one row per input line\n"
-            "  --input FILE        sentences, one per line (default: stdin)\n"
-            "  --max-len N         tokens per sentence incl. special tokens (default 32, at most the model's)\n"
-            "  --batch-size N      sentences per forward pass (default 64)\n"
-            "  --device D          cpu, cuda or auto (default auto)\n"
-            "  --threads N         CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
-            "  --precision P       fp32 or bf16 (GPU; default fp32)\n");
+    fprintf(f, "usage: simcse encode --model DIR --pooler P --output FILE.npy [options]\n"
+               "  --model DIR         Hugging Face model directory (config.json, model.safetensors, tokenizer)\n"
+               "  --pooler P          cls (with the MLP head), cls_before_pooler, avg, avg_first_last, avg_top2\n"
+               "  --output FILE.npy   float32 [n, hidden], one row per input line\n"
+               "  --input FILE        sentences, one per line (default: stdin)\n"
+               "  --max-len N         tokens per sentence incl. special tokens (default 32, at most the model's)\n"
+               "  --batch-size N      sentences per forward pass (default 64)\n"
+               "  --device D          cpu, cuda or auto (default auto)\n"
+               "  --threads N         CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
+               "  --precision P       fp32 or bf16 (GPU; default fp32)\n");
 }
 
 int simcse_cmd_encode(int argc, char **argv) {
@@ -39,8 +38,7 @@ int simcse_cmd_encode(int argc, char **argv) {
             (r = simcse_arg_str(argc, argv, &i, "--pooler", &pooler_name)) ||
             (r = simcse_arg_str(argc, argv, &i, "--output", &output)) ||
             (r = simcse_arg_str(argc, argv, &i, "--input", &input)) ||
-            (r = simcse_arg_str(argc, argv, &i, "--device", &device)) ||
-            (r = simcse_arg_threads(argc, argv, &i)) ||
+            (r = simcse_arg_str(argc, argv, &i, "--device", &device)) || (r = simcse_arg_threads(argc, argv, &i)) ||
             (r = simcse_arg_str(argc, argv, &i, "--precision", &precision)) ||
             (r = simcse_arg_int(argc, argv, &i, "--max-len", 3, 1 << 20, &max_len)) ||
             (r = simcse_arg_int(argc, argv, &i, "--batch-size", 1, 1 << 20, &batch))) {
@@ -95,8 +93,9 @@ int simcse_cmd_encode(int argc, char **argv) {
     }
     if (simcse_npy_writer_close(&w) != 0) simcse_fatal("%s", simcse_last_error());
     double dt = simcse_now_seconds() - t0;
-    fprintf(stderr, "simcse: encoded %lld sentences (%lld tokens) on %s in %.2f s (%.0f sentences/s) -> %s [%lld, %d]\n",
-            n, em.n_tokens, be->name, dt, dt > 0 ? n / dt : 0.0, output, n, m.cfg.hidden);
+    fprintf(stderr,
+            "simcse: encoded %lld sentences (%lld tokens) on %s in %.2f s (%.0f sentences/s) -> %s [%lld, %d]\n", n,
+            em.n_tokens, be->name, dt, dt > 0 ? n / dt : 0.0, output, n, m.cfg.hidden);
     free(out);
     free(lines);
     free(lens);

@@ -6,26 +6,25 @@
 #include <string.h>
 
 #include "simcse/cli.h"
-#include "simcse/data_dir.h"
 #include "simcse/common.h"
+#include "simcse/data_dir.h"
 #include "simcse/embedder.h"
 #include "simcse/eval.h"
 #include "simcse/memory_plan.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: simcse eval --model DIR --pooler P [options]\n"
-            "  --model DIR       Hugging Face model directory\n"
-            "  --pooler P        cls (with the MLP head), cls_before_pooler, avg, avg_first_last, avg_top2\n"
-            "  --tasks LIST      comma-separated: stsb,sickr,sts12,sts13,sts14,sts15,sts16 (default: all seven)\n"
-            "  --split S         test (default) or dev (stsb and sickr only)\n"
-            "  --data-dir DIR    shared data (default $SIMCSE_DATA_DIR or ../shared/data)\n"
-            "  --max-len N       tokens per sentence (default 32)\n"
-            "  --batch-size N    sentences per forward pass (default 128)\n"
-            "  --device D        cpu, cuda or auto (default auto)\n"
-            "  --threads N       CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
-            "  --precision P     fp32 or bf16 (GPU; default fp32)\n"
-            "  --no-stats        skip alignment / uniformity / anisotropy\n");
+    fprintf(f, "usage: simcse eval --model DIR --pooler P [options]\n"
+               "  --model DIR       Hugging Face model directory\n"
+               "  --pooler P        cls (with the MLP head), cls_before_pooler, avg, avg_first_last, avg_top2\n"
+               "  --tasks LIST      comma-separated: stsb,sickr,sts12,sts13,sts14,sts15,sts16 (default: all seven)\n"
+               "  --split S         test (default) or dev (stsb and sickr only)\n"
+               "  --data-dir DIR    shared data (default $SIMCSE_DATA_DIR or ../shared/data)\n"
+               "  --max-len N       tokens per sentence (default 32)\n"
+               "  --batch-size N    sentences per forward pass (default 128)\n"
+               "  --device D        cpu, cuda or auto (default auto)\n"
+               "  --threads N       CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
+               "  --precision P     fp32 or bf16 (GPU; default fp32)\n"
+               "  --no-stats        skip alignment / uniformity / anisotropy\n");
 }
 
 int simcse_cmd_eval(int argc, char **argv) {
@@ -47,8 +46,7 @@ int simcse_cmd_eval(int argc, char **argv) {
             (r = simcse_arg_str(argc, argv, &i, "--tasks", &tasks)) ||
             (r = simcse_arg_str(argc, argv, &i, "--split", &split_name)) ||
             (r = simcse_arg_str(argc, argv, &i, "--data-dir", &data_dir)) ||
-            (r = simcse_arg_str(argc, argv, &i, "--device", &device)) ||
-            (r = simcse_arg_threads(argc, argv, &i)) ||
+            (r = simcse_arg_str(argc, argv, &i, "--device", &device)) || (r = simcse_arg_threads(argc, argv, &i)) ||
             (r = simcse_arg_str(argc, argv, &i, "--precision", &precision)) ||
             (r = simcse_arg_int(argc, argv, &i, "--max-len", 3, 1 << 20, &max_len)) ||
             (r = simcse_arg_int(argc, argv, &i, "--batch-size", 1, 1 << 20, &batch))) {
@@ -76,10 +74,9 @@ int simcse_cmd_eval(int argc, char **argv) {
     if (!tok) simcse_fatal("%s", simcse_last_error());
     simcse_backend *be = simcse_backend_select(device, precision, 0);
     if (!be) simcse_fatal("eval: %s", simcse_last_error());
-    if (simcse_memory_check_inference(be, &m.cfg, batch, max_len,
-                                      simcse_memory_eval_results(m.cfg.hidden) +
-                                          2.0 * batch * m.cfg.hidden * sizeof(float),
-                                      "eval") != 0)
+    if (simcse_memory_check_inference(
+            be, &m.cfg, batch, max_len,
+            simcse_memory_eval_results(m.cfg.hidden) + 2.0 * batch * m.cfg.hidden * sizeof(float), "eval") != 0)
         simcse_fatal("eval: %s", simcse_last_error());
     simcse_encoder *enc = simcse_encoder_create(be, &m, batch, simcse_embedder_max_tokens(batch, max_len), 0);
     if (!enc) simcse_fatal("eval: %s", simcse_last_error());
@@ -110,8 +107,7 @@ int simcse_cmd_eval(int argc, char **argv) {
             0)
             simcse_fatal("eval: %s", simcse_last_error());
         printf("alignment %.4f (%d STS-B %s pairs scored > 4) | uniformity %.4f | anisotropy %.4f (%d sentences)\n",
-               es.alignment, es.n_pos_pairs, simcse_split_name(split), es.uniformity, es.anisotropy,
-               es.n_sentences);
+               es.alignment, es.n_pos_pairs, simcse_split_name(split), es.uniformity, es.anisotropy, es.n_sentences);
         if (es.n_nonfinite)
             fprintf(stderr,
                     "simcse: warning: %d of %d STS-B %s sentence embeddings are not finite (NaN or Inf: check the "

@@ -8,15 +8,14 @@
 #include "simcse/plot.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: simcse plot --run DIR [--width W] [--height H]\n"
-            "  --run DIR     a training run's --output directory: reads DIR/metrics.jsonl and writes\n"
-            "                DIR/plot.png and DIR/plot.svg (and DIR/plot.gp, the gnuplot script with the data)\n"
-            "  --width W     pixels (default 1800)\n"
-            "  --height H    pixels (default 600)\n"
-            "Panels: loss and learning rate per step; the dev score of each evaluation task; the\n"
-            "alignment-uniformity plane on STS-B dev (lower is better on both axes). Needs gnuplot\n"
-            "(Debian: gnuplot-nox; $SIMCSE_GNUPLOT names another binary).\n");
+    fprintf(f, "usage: simcse plot --run DIR [--width W] [--height H]\n"
+               "  --run DIR     a training run's --output directory: reads DIR/metrics.jsonl and writes\n"
+               "                DIR/plot.png and DIR/plot.svg (and DIR/plot.gp, the gnuplot script with the data)\n"
+               "  --width W     pixels (default 1800)\n"
+               "  --height H    pixels (default 600)\n"
+               "Panels: loss and learning rate per step; the dev score of each evaluation task; the\n"
+               "alignment-uniformity plane on STS-B dev (lower is better on both axes). Needs gnuplot\n"
+               "(Debian: gnuplot-nox; $SIMCSE_GNUPLOT names another binary).\n");
 }
 
 int simcse_cmd_plot(int argc, char **argv) {

@@ -18,28 +18,27 @@
 #include "simcse/trainer.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: simcse train --config FILE.json --output DIR [--overwrite] [--set key=value ...] [--device D]\n"
-            "       simcse train --resume DIR [--set key=value ...] [--device D]\n"
-            "  --config FILE     training configuration (configs/ has the paper's setups and demo.json)\n"
-            "  --set key=value   override one key (repeatable)\n"
-            "  --output DIR      where the model (Hugging Face + sentence-transformers directory), metrics.jsonl\n"
-            "                    and the resumable checkpoint/ go; it must be new or empty\n"
-            "  --overwrite       write into a non-empty --output (a previous run's files are replaced). The model\n"
-            "                    directory, the tokenizer directory and any directory holding one of them are\n"
-            "                    refused even so\n"
-            "  --resume DIR      continue the run whose --output was DIR from DIR/checkpoint, after a stop or a\n"
-            "                    kill at any moment: the same losses as an uninterrupted run, each step logged\n"
-            "                    once. Only logging_steps, eval_steps, save_steps (--set) and --quiet may change;\n"
-            "                    any other key, another --ranks/--gpus count or another backend is refused\n"
-            "  --device D        cpu, cuda or auto (default auto)\n"
-            "  --threads N       CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
-            "  --gpus N          N processes on this node, one per GPU, NCCL between them (torchrun, mpirun\n"
-            "                    and srun work too: ranks come from their environment; with MASTER_ADDR and\n"
-            "                    MASTER_PORT set, rank 0 hands out NCCL's id over TCP)\n"
-            "  --ranks N         N threads as ranks on the CPU (the in-process communicator)\n"
-            "  --nccl            use the NCCL path even with one GPU (to test and time it)\n"
-            "  --quiet           no progress line\n\nconfiguration keys (default, meaning):\n");
+    fprintf(f, "usage: simcse train --config FILE.json --output DIR [--overwrite] [--set key=value ...] [--device D]\n"
+               "       simcse train --resume DIR [--set key=value ...] [--device D]\n"
+               "  --config FILE     training configuration (configs/ has the paper's setups and demo.json)\n"
+               "  --set key=value   override one key (repeatable)\n"
+               "  --output DIR      where the model (Hugging Face + sentence-transformers directory), metrics.jsonl\n"
+               "                    and the resumable checkpoint/ go; it must be new or empty\n"
+               "  --overwrite       write into a non-empty --output (a previous run's files are replaced). The model\n"
+               "                    directory, the tokenizer directory and any directory holding one of them are\n"
+               "                    refused even so\n"
+               "  --resume DIR      continue the run whose --output was DIR from DIR/checkpoint, after a stop or a\n"
+               "                    kill at any moment: the same losses as an uninterrupted run, each step logged\n"
+               "                    once. Only logging_steps, eval_steps, save_steps (--set) and --quiet may change;\n"
+               "                    any other key, another --ranks/--gpus count or another backend is refused\n"
+               "  --device D        cpu, cuda or auto (default auto)\n"
+               "  --threads N       CPU threads (default: OMP_NUM_THREADS, else the cores this process may use)\n"
+               "  --gpus N          N processes on this node, one per GPU, NCCL between them (torchrun, mpirun\n"
+               "                    and srun work too: ranks come from their environment; with MASTER_ADDR and\n"
+               "                    MASTER_PORT set, rank 0 hands out NCCL's id over TCP)\n"
+               "  --ranks N         N threads as ranks on the CPU (the in-process communicator)\n"
+               "  --nccl            use the NCCL path even with one GPU (to test and time it)\n"
+               "  --quiet           no progress line\n\nconfiguration keys (default, meaning):\n");
     simcse_train_config_print_keys(f);
 }
 
@@ -52,8 +51,10 @@ static void print_summary(const simcse_train_summary *sum, const char *tasks) {
 
 /* Every run leaves its picture; a missing gnuplot costs the picture, not the run. */
 static void plot_run(const char *output) {
-    if (simcse_plot_run(output, NULL) != 0) fprintf(stderr, "simcse: warning: no plot: %s\n", simcse_last_error());
-    else fprintf(stderr, "simcse: plot: %s/plot.png\n", output);
+    if (simcse_plot_run(output, NULL) != 0)
+        fprintf(stderr, "simcse: warning: no plot: %s\n", simcse_last_error());
+    else
+        fprintf(stderr, "simcse: plot: %s/plot.png\n", output);
 }
 
 /* A run that fails after logging (a diverged loss, a full disk) is drawn as far
@@ -152,8 +153,7 @@ int simcse_cmd_train(int argc, char **argv) {
         if (r < 0 || (r = simcse_arg_str(argc, argv, &i, "--config", &config)) ||
             (r = simcse_arg_str(argc, argv, &i, "--output", &output)) ||
             (r = simcse_arg_str(argc, argv, &i, "--resume", &resume)) ||
-            (r = simcse_arg_str(argc, argv, &i, "--device", &device)) ||
-            (r = simcse_arg_threads(argc, argv, &i)) ||
+            (r = simcse_arg_str(argc, argv, &i, "--device", &device)) || (r = simcse_arg_threads(argc, argv, &i)) ||
             (r = simcse_arg_int(argc, argv, &i, "--stop-after", 1, 1 << 30, &stop_after)) ||
             (r = simcse_arg_int(argc, argv, &i, "--gpus", 1, 1024, &gpus)) ||
             (r = simcse_arg_int(argc, argv, &i, "--ranks", 1, 64, &ranks))) {
@@ -196,8 +196,8 @@ int simcse_cmd_train(int argc, char **argv) {
     if (simcse_train_config_expand_data(&cfg) != 0) simcse_fatal("%s", simcse_last_error());
     if (env.rank == 0 && simcse_run_dir_check(output, &cfg, overwrite, resume != NULL) != 0)
         simcse_fatal("train: %s", simcse_last_error());
-    simcse_train_options opt = {.output_dir = output, .device = device, .resume = resume != NULL,
-                                .stop_after = stop_after, .quiet = quiet};
+    simcse_train_options opt = {
+        .output_dir = output, .device = device, .resume = resume != NULL, .stop_after = stop_after, .quiet = quiet};
     if (ranks > 1) return train_threads(&cfg, &opt, ranks);
 
     if (gpus > 1 && env.world == 1) {
@@ -208,7 +208,8 @@ int simcse_cmd_train(int argc, char **argv) {
     }
     simcse_comm *comm = NULL;
     if (env.world > 1 || force_nccl) {
-        if (!strcmp(device, "cpu")) simcse_fatal("train: several processes need GPUs (--device cuda); --ranks N runs ranks on the CPU");
+        if (!strcmp(device, "cpu"))
+            simcse_fatal("train: several processes need GPUs (--device cuda); --ranks N runs ranks on the CPU");
         simcse_rendezvous_plan plan;
         if (simcse_rendezvous_plan_read(&plan) != 0) simcse_fatal("train: %s", simcse_last_error());
         if (!plan.tcp && simcse_mkdirs(output) != 0) simcse_fatal("%s", simcse_last_error());
@@ -216,8 +217,8 @@ int simcse_cmd_train(int argc, char **argv) {
         if (simcse_nccl_id_share(&env, &plan, output, id) != 0) simcse_fatal("train: %s", simcse_last_error());
         if (env.rank == 0 && !quiet) {
             if (plan.tcp)
-                fprintf(stderr, "simcse: %d ranks (%s variables): NCCL id handed out over TCP on port %d\n",
-                        env.world, env.source, plan.port);
+                fprintf(stderr, "simcse: %d ranks (%s variables): NCCL id handed out over TCP on port %d\n", env.world,
+                        env.source, plan.port);
             else
                 fprintf(stderr, "simcse: %d ranks (%s variables): NCCL id shared through a file in %s\n", env.world,
                         env.source, output);

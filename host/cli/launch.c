@@ -4,10 +4,10 @@
 #include "simcse/launch.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,7 +98,8 @@ static int env_positive(const char *name, int lo, int hi, int fallback, int *out
     if (!s || !*s) return 0;
     char *end;
     long v = strtol(s, &end, 10);
-    if (*end || v < lo || v > hi) return simcse_error("environment %s=%s: expected an integer in [%d, %d]", name, s, lo, hi);
+    if (*end || v < lo || v > hi)
+        return simcse_error("environment %s=%s: expected an integer in [%d, %d]", name, s, lo, hi);
     *out = (int)v;
     return 0;
 }

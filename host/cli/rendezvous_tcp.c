@@ -171,8 +171,8 @@ static int check_hello(const unsigned char *h, int world, size_t len, const int 
         return -1;
     }
     if (their_world != (uint32_t)world) {
-        snprintf(why, cap, "rank %u has WORLD_SIZE=%u, rank 0 has WORLD_SIZE=%d", (unsigned)rank,
-                 (unsigned)their_world, world);
+        snprintf(why, cap, "rank %u has WORLD_SIZE=%u, rank 0 has WORLD_SIZE=%d", (unsigned)rank, (unsigned)their_world,
+                 world);
         return -1;
     }
     if (rank == 0 || rank >= (uint32_t)world) {
@@ -196,9 +196,9 @@ static int check_hello(const unsigned char *h, int world, size_t len, const int 
 static int serve(int port, int world, int timeout_ms, const unsigned char *blob, size_t len) {
     int lfd = listen_on(port);
     if (lfd < 0)
-        return simcse_error("TCP rendezvous: rank 0 cannot listen on port %d: %s%s", port, strerror(errno),
-                            errno == EADDRINUSE ? " (another job on this port? set MASTER_PORT or SIMCSE_RENDEZVOUS_PORT)"
-                                                : "");
+        return simcse_error(
+            "TCP rendezvous: rank 0 cannot listen on port %d: %s%s", port, strerror(errno),
+            errno == EADDRINUSE ? " (another job on this port? set MASTER_PORT or SIMCSE_RENDEZVOUS_PORT)" : "");
     set_nonblocking(lfd);
     double deadline = now_ms() + timeout_ms;
     int *joined_fd = simcse_xmalloc((size_t)world * sizeof *joined_fd);

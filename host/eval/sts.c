@@ -40,8 +40,8 @@ const char *simcse_split_name(simcse_split s) { return s == SIMCSE_SPLIT_DEV ? "
 /* ---- lines and fields ---- */
 
 typedef struct {
-    char *text;    /* the whole file, modified in place */
-    char **line;   /* NUL-terminated lines without \n / trailing \r */
+    char *text;  /* the whole file, modified in place */
+    char **line; /* NUL-terminated lines without \n / trailing \r */
     int n;
 } lines;
 
@@ -96,7 +96,9 @@ static int split_tabs(char *s, char **f, int max) {
     return n;
 }
 
-static int is_space_c(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1f); }
+static int is_space_c(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1f);
+}
 
 static int blank(const char *s) {
     for (; *s; s++)
@@ -192,7 +194,8 @@ static int load_stsb(const char *data_dir, simcse_split split, builder *b) {
 }
 
 static int load_sickr(const char *data_dir, simcse_split split, builder *b) {
-    char *path = simcse_path_join(data_dir, split == SIMCSE_SPLIT_DEV ? "sick/SICK_trial.txt" : "sick/SICK_test_annotated.txt");
+    char *path =
+        simcse_path_join(data_dir, split == SIMCSE_SPLIT_DEV ? "sick/SICK_trial.txt" : "sick/SICK_test_annotated.txt");
     lines L;
     int rc = read_lines(path, &L);
     int ca = -1, cb = -1, cs = -1, need = 0, header = 1;
@@ -275,8 +278,7 @@ static int load_sts_year(const char *data_dir, int year, builder *b) {
         rc = read_lines(ip, &in);
         if (rc == 0) rc = read_lines(gp, &gs);
         if (rc == 0 && in.n != gs.n)
-            rc = simcse_error("%s has %d lines but %s has %d: the pairs and scores do not line up", ip, in.n, gp,
-                              gs.n);
+            rc = simcse_error("%s has %d lines but %s has %d: the pairs and scores do not line up", ip, in.n, gp, gs.n);
         begin_set(b->d, sets[s]);
         for (int i = 0; rc == 0 && i < in.n; i++) {
             if (blank(gs.line[i])) continue; /* unscored pair */
@@ -287,7 +289,8 @@ static int load_sts_year(const char *data_dir, int year, builder *b) {
             }
             char *f[2];
             int nf = split_tabs(in.line[i], f, 2);
-            if (nf < 2) rc = simcse_error("%s:%d: expected 2 TAB-separated sentences, found %d field(s)", ip, i + 1, nf);
+            if (nf < 2)
+                rc = simcse_error("%s:%d: expected 2 TAB-separated sentences, found %d field(s)", ip, i + 1, nf);
             else
                 add_pair(b, f[0], f[1], score);
         }
@@ -307,9 +310,9 @@ static int load_sts_year(const char *data_dir, int year, builder *b) {
 static const char *canonical_task(const char *t) {
     static const struct {
         const char *alias, *name;
-    } map[] = {{"stsb", "stsb"},   {"sts-b", "stsb"},   {"stsbenchmark", "stsb"}, {"sickr", "sickr"},
-               {"sick-r", "sickr"}, {"sick", "sickr"}, {"sickrelatedness", "sickr"}, {"sts12", "sts12"},
-               {"sts13", "sts13"}, {"sts14", "sts14"}, {"sts15", "sts15"},       {"sts16", "sts16"}};
+    } map[] = {{"stsb", "stsb"},    {"sts-b", "stsb"},  {"stsbenchmark", "stsb"},     {"sickr", "sickr"},
+               {"sick-r", "sickr"}, {"sick", "sickr"},  {"sickrelatedness", "sickr"}, {"sts12", "sts12"},
+               {"sts13", "sts13"},  {"sts14", "sts14"}, {"sts15", "sts15"},           {"sts16", "sts16"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcasecmp(t, map[i].alias) == 0) return map[i].name;
     return NULL;
@@ -418,7 +421,8 @@ int simcse_eval_sts(const char *data_dir, const char *tasks, simcse_split split,
             const char *const *list = split == SIMCSE_SPLIT_TEST ? test_all : dev_all;
             int m = split == SIMCSE_SPLIT_TEST ? 7 : 2;
             for (int k = 0; k < m && rc == 0; k++) {
-                if (n == SIMCSE_EVAL_MAX_TASKS) rc = simcse_error("task list: more than %d tasks", SIMCSE_EVAL_MAX_TASKS);
+                if (n == SIMCSE_EVAL_MAX_TASKS)
+                    rc = simcse_error("task list: more than %d tasks", SIMCSE_EVAL_MAX_TASKS);
                 else
                     names[n++] = list[k];
             }

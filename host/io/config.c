@@ -45,8 +45,7 @@ static int get_float(const char *path, const cJSON *root, const char *key, int r
         return simcse_error("%s: key '%s': expected a number", path, key);
     double d = j->valuedouble;
     if ((lo_open ? d <= lo : d < lo) || d >= hi)
-        return simcse_error("%s: key '%s': value %g out of range %c%g, %g)", path, key, d, lo_open ? '(' : '[', lo,
-                            hi);
+        return simcse_error("%s: key '%s': value %g out of range %c%g, %g)", path, key, d, lo_open ? '(' : '[', lo, hi);
     *out = (float)d;
     return 0;
 }
@@ -170,9 +169,8 @@ int simcse_config_save(const char *path, const simcse_config *c) {
                      "  \"position_embedding_type\": \"absolute\",\n"
                      "  \"torch_dtype\": \"float32\"\n"
                      "}\n",
-                     rob ? "RobertaModel" : "BertModel", rob ? "roberta" : "bert", c->vocab_size, c->hidden,
-                     c->layers, c->heads, c->intermediate, hd, ad, c->max_positions, c->type_vocab_size, eps,
-                     c->pad_token_id);
+                     rob ? "RobertaModel" : "BertModel", rob ? "roberta" : "bert", c->vocab_size, c->hidden, c->layers,
+                     c->heads, c->intermediate, hd, ad, c->max_positions, c->type_vocab_size, eps, c->pad_token_id);
     if (n < 0 || (size_t)n >= sizeof buf) return simcse_error("%s: config too long", path);
     return simcse_write_file_atomic(path, buf, (size_t)n);
 }

@@ -51,7 +51,8 @@ static int copy_file(const char *src_dir, const char *dst_dir, const char *name)
     if (simcse_file_exists(src)) {
         size_t n;
         char *data = simcse_read_file(src, &n);
-        if (!data) rc = -1;
+        if (!data)
+            rc = -1;
         else {
             char *dst = simcse_path_join(dst_dir, name);
             rc = simcse_write_file_atomic(dst, data, n);
@@ -64,8 +65,8 @@ static int copy_file(const char *src_dir, const char *dst_dir, const char *name)
 }
 
 static int export_tokenizer(const char *dir, const char *tok_dir, const simcse_model *m, int max_seq_len) {
-    static const char *files[] = {"tokenizer.json", "vocab.txt", "vocab.json", "merges.txt",
-                                  "special_tokens_map.json", "tokenizer_config.json"};
+    static const char *files[] = {
+        "tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"};
     if (strcmp(dir, tok_dir) != 0)
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
             if (copy_file(tok_dir, dir, files[i]) != 0) return -1;
@@ -82,8 +83,8 @@ static int export_tokenizer(const char *dir, const char *tok_dir, const simcse_m
     return write_json(dir, "tokenizer_config.json", j);
 }
 
-static int export_sentence_transformers(const simcse_model *m, const char *dir, simcse_pooler pooler,
-                                        int apply_mlp, int max_seq_len) {
+static int export_sentence_transformers(const simcse_model *m, const char *dir, simcse_pooler pooler, int apply_mlp,
+                                        int max_seq_len) {
     const int H = m->cfg.hidden;
     cJSON *mods = cJSON_CreateArray();
     const char *names[3] = {"sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
@@ -109,8 +110,9 @@ static int export_sentence_transformers(const simcse_model *m, const char *dir, 
 
     int cls = pooler == SIMCSE_POOL_CLS || pooler == SIMCSE_POOL_CLS_BEFORE_POOLER;
     if (pooler == SIMCSE_POOL_AVG_FIRST_LAST || pooler == SIMCSE_POOL_AVG_TOP2)
-        fprintf(stderr, "simcse: warning: sentence-transformers has no %s pooling; the export uses mean pooling of "
-                        "the last layer (simcse encode --pooler %s reproduces the trained pooler)\n",
+        fprintf(stderr,
+                "simcse: warning: sentence-transformers has no %s pooling; the export uses mean pooling of "
+                "the last layer (simcse encode --pooler %s reproduces the trained pooler)\n",
                 simcse_pooler_name(pooler), simcse_pooler_name(pooler));
     char *pdir = simcse_path_join(dir, "1_Pooling");
     if (simcse_mkdirs(pdir) != 0) {

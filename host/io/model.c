@@ -63,14 +63,22 @@ int simcse_model_init(simcse_model *m, const simcse_config *c) {
         int in_i, out_i, vec; /* weight [out, in] (in/out = I when flagged), vec: 1-D */
         int no_decay;
     } L[LAYER_TENSORS] = {
-        {"attention.self.query.weight", 0, 0, 0, 0},  {"attention.self.query.bias", 0, 0, 1, 1},
-        {"attention.self.key.weight", 0, 0, 0, 0},    {"attention.self.key.bias", 0, 0, 1, 1},
-        {"attention.self.value.weight", 0, 0, 0, 0},  {"attention.self.value.bias", 0, 0, 1, 1},
-        {"attention.output.dense.weight", 0, 0, 0, 0}, {"attention.output.dense.bias", 0, 0, 1, 1},
-        {"attention.output.LayerNorm.weight", 0, 0, 1, 1}, {"attention.output.LayerNorm.bias", 0, 0, 1, 1},
-        {"intermediate.dense.weight", 0, 1, 0, 0},    {"intermediate.dense.bias", 0, 1, 1, 1},
-        {"output.dense.weight", 1, 0, 0, 0},          {"output.dense.bias", 0, 0, 1, 1},
-        {"output.LayerNorm.weight", 0, 0, 1, 1},      {"output.LayerNorm.bias", 0, 0, 1, 1},
+        {"attention.self.query.weight", 0, 0, 0, 0},
+        {"attention.self.query.bias", 0, 0, 1, 1},
+        {"attention.self.key.weight", 0, 0, 0, 0},
+        {"attention.self.key.bias", 0, 0, 1, 1},
+        {"attention.self.value.weight", 0, 0, 0, 0},
+        {"attention.self.value.bias", 0, 0, 1, 1},
+        {"attention.output.dense.weight", 0, 0, 0, 0},
+        {"attention.output.dense.bias", 0, 0, 1, 1},
+        {"attention.output.LayerNorm.weight", 0, 0, 1, 1},
+        {"attention.output.LayerNorm.bias", 0, 0, 1, 1},
+        {"intermediate.dense.weight", 0, 1, 0, 0},
+        {"intermediate.dense.bias", 0, 1, 1, 1},
+        {"output.dense.weight", 1, 0, 0, 0},
+        {"output.dense.bias", 0, 0, 1, 1},
+        {"output.LayerNorm.weight", 0, 0, 1, 1},
+        {"output.LayerNorm.bias", 0, 0, 1, 1},
     };
     for (int l = 0; l < c->layers; l++)
         for (int j = 0; j < LAYER_TENSORS; j++) {
@@ -171,8 +179,8 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 /* Checks dtype, then shape, then converts into the model's buffer. */
 static int load_tensor(simcse_model *m, const simcse_param *p, const simcse_st_tensor *t, const char *cfg_path) {
     if (t->dtype == SIMCSE_ST_OTHER)
-        return simcse_error("%s: tensor '%s': dtype %s is not supported (F32, F16 or BF16)", simcse_st_path(t),
-                            t->name, t->dtype_name);
+        return simcse_error("%s: tensor '%s': dtype %s is not supported (F32, F16 or BF16)", simcse_st_path(t), t->name,
+                            t->dtype_name);
     int ok = t->ndim == p->ndim;
     for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->shape[d];
     if (!ok) {
@@ -269,7 +277,8 @@ int simcse_model_save_safetensors(const simcse_model *m, const char *path, const
 }
 
 int simcse_model_save_dir(const simcse_model *m, const char *dir, int with_pooler) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return simcse_error("%s: cannot create directory: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return simcse_error("%s: cannot create directory: %s", dir, strerror(errno));
     char *cfg = simcse_path_join(dir, "config.json");
     char *st = simcse_path_join(dir, "model.safetensors");
     int rc = simcse_config_save(cfg, &m->cfg);
@@ -288,8 +297,7 @@ int simcse_pooler_parse(const char *name, simcse_pooler *out) {
             *out = (simcse_pooler)i;
             return 0;
         }
-    return simcse_error("unknown pooler '%s' (expected cls, cls_before_pooler, avg, avg_first_last or avg_top2)",
-                        name);
+    return simcse_error("unknown pooler '%s' (expected cls, cls_before_pooler, avg, avg_first_last or avg_top2)", name);
 }
 
 const char *simcse_pooler_name(simcse_pooler p) { return pooler_names[p]; }

@@ -28,8 +28,8 @@ static size_t format_header(char *hdr, int64_t rows, int64_t cols) {
     /* numpy adds 21 - len(repr(rows)) spare spaces (room to grow axis 0 in
      * place) and then always at least one pad space (a full 64 when aligned). */
     char dict[192];
-    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%" PRId64 ", %" PRId64 "), }",
-                     rows, cols);
+    int n = snprintf(dict, sizeof dict,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%" PRId64 ", %" PRId64 "), }", rows, cols);
     char rdigits[32];
     int spare = 21 - snprintf(rdigits, sizeof rdigits, "%" PRId64, rows);
     if (spare > 0) {
@@ -86,7 +86,8 @@ int simcse_npy_writer_close(simcse_npy_writer *w) {
 void simcse_npy_writer_abort(simcse_npy_writer *w) { simcse_atomic_abort(&w->af); }
 
 int simcse_npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols) {
-    if (rows < 0 || cols < 0) return simcse_error("%s: invalid shape (%lld, %lld)", path, (long long)rows, (long long)cols);
+    if (rows < 0 || cols < 0)
+        return simcse_error("%s: invalid shape (%lld, %lld)", path, (long long)rows, (long long)cols);
     size_t bytes;
     if (__builtin_mul_overflow((size_t)rows, (size_t)cols * sizeof(float), &bytes))
         return simcse_error("%s: shape (%lld, %lld) is too large", path, (long long)rows, (long long)cols);
@@ -143,8 +144,10 @@ static int parse_header(const char *path, const char *d, int *f8, int64_t *rows,
         dims[nd++] = x;
         v = end;
         while (*v == ' ') v++;
-        if (*v == ',') v++;
-        else if (*v != ')') return simcse_error("%s: bad 'shape'", path);
+        if (*v == ',')
+            v++;
+        else if (*v != ')')
+            return simcse_error("%s: bad 'shape'", path);
     }
     if (nd == 1) {
         *rows = dims[0];
@@ -192,8 +195,8 @@ int simcse_npy_read_f32(const char *path, float **data, int64_t *rows, int64_t *
     }
     size_t esize = f8 ? 8 : 4;
     size_t count = 0, need = 0;
-    if (rc == 0 && (__builtin_mul_overflow((size_t)r, (size_t)c, &count) ||
-                    __builtin_mul_overflow(count, esize, &need)))
+    if (rc == 0 &&
+        (__builtin_mul_overflow((size_t)r, (size_t)c, &count) || __builtin_mul_overflow(count, esize, &need)))
         rc = simcse_error("%s: shape (%lld, %lld) is too large", path, (long long)r, (long long)c);
     if (rc == 0 && len - hstart - hlen != need)
         rc = simcse_error("%s: data is %zu bytes but shape (%lld, %lld) needs %zu", path, len - hstart - hlen,

@@ -67,10 +67,10 @@ static size_t dtype_size(const char *s, simcse_st_dtype *kind) {
         size_t size;
         simcse_st_dtype kind;
     } tab[] = {
-        {"F32", 4, SIMCSE_ST_F32},    {"F16", 2, SIMCSE_ST_F16},    {"BF16", 2, SIMCSE_ST_BF16},
-        {"F64", 8, SIMCSE_ST_OTHER},  {"I64", 8, SIMCSE_ST_OTHER},  {"I32", 4, SIMCSE_ST_OTHER},
-        {"I16", 2, SIMCSE_ST_OTHER},  {"I8", 1, SIMCSE_ST_OTHER},   {"U8", 1, SIMCSE_ST_OTHER},
-        {"U16", 2, SIMCSE_ST_OTHER},  {"U32", 4, SIMCSE_ST_OTHER},  {"U64", 8, SIMCSE_ST_OTHER},
+        {"F32", 4, SIMCSE_ST_F32},    {"F16", 2, SIMCSE_ST_F16},       {"BF16", 2, SIMCSE_ST_BF16},
+        {"F64", 8, SIMCSE_ST_OTHER},  {"I64", 8, SIMCSE_ST_OTHER},     {"I32", 4, SIMCSE_ST_OTHER},
+        {"I16", 2, SIMCSE_ST_OTHER},  {"I8", 1, SIMCSE_ST_OTHER},      {"U8", 1, SIMCSE_ST_OTHER},
+        {"U16", 2, SIMCSE_ST_OTHER},  {"U32", 4, SIMCSE_ST_OTHER},     {"U64", 8, SIMCSE_ST_OTHER},
         {"BOOL", 1, SIMCSE_ST_OTHER}, {"F8_E4M3", 1, SIMCSE_ST_OTHER}, {"F8_E5M2", 1, SIMCSE_ST_OTHER},
         {"C64", 8, SIMCSE_ST_OTHER},
     };
@@ -107,8 +107,7 @@ void simcse_st_close(simcse_st_file *f) {
     free(f);
 }
 
-static int parse_entry(const char *label, const cJSON *e, simcse_st_tensor *t, const uint8_t *data,
-                       size_t data_len) {
+static int parse_entry(const char *label, const cJSON *e, simcse_st_tensor *t, const uint8_t *data, size_t data_len) {
     const char *name = e->string;
     if (!cJSON_IsObject(e)) return simcse_error("%s: tensor '%s': header entry is not an object", label, name);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
@@ -157,8 +156,8 @@ static int parse_entry(const char *label, const cJSON *e, simcse_st_tensor *t, c
         if (__builtin_mul_overflow(numel, esize, &want) || want != nbytes)
             return simcse_error("%s: tensor '%s': data_offsets [%llu, %llu] hold %zu bytes but %s %s needs "
                                 "%zu x %zu",
-                                label, name, (unsigned long long)begin, (unsigned long long)end, nbytes,
-                                t->dtype_name, nd ? "shape" : "scalar", numel, esize);
+                                label, name, (unsigned long long)begin, (unsigned long long)end, nbytes, t->dtype_name,
+                                nd ? "shape" : "scalar", numel, esize);
     }
     t->nbytes = nbytes;
     t->data = data + begin;
@@ -187,8 +186,8 @@ static int check_overlap(const char *label, const simcse_st_file *f, const uint8
     for (int i = 0; i < n && rc == 0; i++) {
         size_t begin = (size_t)(by[i]->data - data), end = begin + by[i]->nbytes;
         if (begin < at && end > begin)
-            rc = simcse_error("%s: tensor '%s': data_offsets [%zu, %zu] overlap tensor '%s', which ends at %zu",
-                              label, by[i]->name, begin, end, owner->name, at);
+            rc = simcse_error("%s: tensor '%s': data_offsets [%zu, %zu] overlap tensor '%s', which ends at %zu", label,
+                              by[i]->name, begin, end, owner->name, at);
         if (end > at) {
             at = end;
             owner = by[i];
@@ -331,8 +330,8 @@ int simcse_st_read_f32(const simcse_st_tensor *t, float *dst, size_t n) {
         for (size_t i = 0; i < n; i++) dst[i] = simcse_bf16_to_f32((uint16_t)(s[2 * i] | (s[2 * i + 1] << 8)));
         return 0;
     default:
-        return simcse_error("%s: tensor '%s': dtype %s is not supported (F32, F16 or BF16)", simcse_st_path(t),
-                            t->name, t->dtype_name);
+        return simcse_error("%s: tensor '%s': dtype %s is not supported (F32, F16 or BF16)", simcse_st_path(t), t->name,
+                            t->dtype_name);
     }
 }
 
@@ -421,8 +420,7 @@ int simcse_st_open_index(const char *index_path, simcse_st_set **out) {
             for (j = 0; j < s->n_files; j++)
                 if (strcmp(shard_names[j], e->valuestring) == 0) break;
             if (!simcse_st_find(s->files[j], e->string)) {
-                rc = simcse_error("%s: tensor '%s' is not in its shard '%s'", index_path, e->string,
-                                  e->valuestring);
+                rc = simcse_error("%s: tensor '%s' is not in its shard '%s'", index_path, e->string, e->valuestring);
                 break;
             }
         }

@@ -40,8 +40,10 @@ static void put_quoted(FILE *f, const char *s) {
 }
 
 static void put_number(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, " %.17g", v);
-    else fputs(" NaN", f);
+    if (isfinite(v))
+        fprintf(f, " %.17g", v);
+    else
+        fputs(" NaN", f);
 }
 
 static int has_plane_point(const simcse_metrics_log *m, int e) {
@@ -110,8 +112,9 @@ static void put_empty_panel(FILE *f, const char *title, const char *message) {
  * layout lets a right-hand axis run into the next panel. */
 static void put_margins(FILE *f, int k) {
     static const double left[3] = {0.045, 0.395, 0.71}, right[3] = {0.265, 0.625, 0.915};
-    fprintf(f, "  set lmargin at screen %.3f; set rmargin at screen %.3f; set tmargin at screen 0.86; "
-               "set bmargin at screen 0.22\n",
+    fprintf(f,
+            "  set lmargin at screen %.3f; set rmargin at screen %.3f; set tmargin at screen 0.86; "
+            "set bmargin at screen 0.22\n",
             left[k], right[k]);
 }
 
@@ -133,10 +136,10 @@ static void put_panels(FILE *f, const simcse_metrics_log *m, int best) {
         fputs("  set title 'Loss and learning rate'\n"
               "  set xlabel 'step'; set ylabel 'contrastive loss'; set y2label 'learning rate'\n"
               "  set ytics nomirror; set y2tics; set format y2 '%.1e'; set autoscale\n"
-              "  set yrange [0:*]; set y2range [0:*]\n", f);
+              "  set yrange [0:*]; set y2range [0:*]\n",
+              f);
         put_step_range(f, last);
-        fputs(
-              "  plot $steps using 1:2 with lines lw 1.5 lc rgb '#1f77b4' title 'loss', \\\n"
+        fputs("  plot $steps using 1:2 with lines lw 1.5 lc rgb '#1f77b4' title 'loss', \\\n"
               "       $steps using 1:3 axes x1y2 with lines lw 1.5 dt 2 lc rgb '#ff7f0e' title 'learning rate'\n"
               "  unset y2tics; unset y2label; set ytics mirror; set format y2\n",
               f);
@@ -158,7 +161,8 @@ static void put_panels(FILE *f, const simcse_metrics_log *m, int best) {
         if (m->n_tasks > 1)
             fputs(", \\\n       $evals using 1:2 with linespoints lw 2 pt 5 ps 0.8 lc rgb 'black' title 'average'", f);
         if (best >= 0) /* the trainer selects on the average */
-            fputs(", \\\n       $best using 1:2 with points pt 3 ps 3 lw 2 lc rgb '#d62728' title 'best checkpoint'", f);
+            fputs(", \\\n       $best using 1:2 with points pt 3 ps 3 lw 2 lc rgb '#d62728' title 'best checkpoint'",
+                  f);
         fputc('\n', f);
     }
     /* 3: the alignment-uniformity plane (Figure 2 of the paper) */
@@ -177,7 +181,8 @@ static void put_panels(FILE *f, const simcse_metrics_log *m, int best) {
             "  set autoscale; set offsets graph 0.08, graph 0.08, graph 0.08, graph 0.08\n"
             "  set palette defined (0 '#c6dbef', 1 '#08306b'); set cblabel 'step'; set colorbox; set cbrange [0:%lld]\n"
             "  set label 3 '{/:Bold \\342\\206\\231 better}' at graph 0.03, graph 0.05 textcolor rgb '#444444'\n"
-            "  plot $plane_path using 1:2:3:4 with vectors head filled size screen 0.009, 22 lw 1.2 lc rgb '#999999' notitle, \\\n"
+            "  plot $plane_path using 1:2:3:4 with vectors head filled size screen 0.009, 22 lw 1.2 lc rgb '#999999' "
+            "notitle, \\\n"
             "       $evals using %d:%d:1 with points pt 7 ps 1.3 lc palette title 'evaluation', \\\n"
             "       $plane_start using 1:2 with points pt 6 ps 3 lw 2 lc rgb 'black' title 'start', \\\n"
             "       $plane_best using 1:2 with points pt 3 ps 3.5 lw 2 lc rgb '#d62728' title 'best checkpoint'\n"
@@ -203,11 +208,13 @@ char *simcse_plot_script(const simcse_metrics_log *m, const char *title, int wid
     put_quoted(f, title);
     fputc('\n', f);
     fputs("do for [format in 'png svg'] {\n"
-          "  if (format eq 'png') {\n", f);
-    fprintf(f, "    set terminal pngcairo size %d, %d enhanced font 'DejaVu Sans,11' background rgb 'white'\n",
-            width, height);
+          "  if (format eq 'png') {\n",
+          f);
+    fprintf(f, "    set terminal pngcairo size %d, %d enhanced font 'DejaVu Sans,11' background rgb 'white'\n", width,
+            height);
     fputs("    set output png_file\n"
-          "  } else {\n", f);
+          "  } else {\n",
+          f);
     fprintf(f, "    set terminal svg size %d, %d enhanced font 'DejaVu Sans,11' background rgb 'white'\n", width,
             height);
     fputs("    set output svg_file\n"

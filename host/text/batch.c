@@ -83,7 +83,8 @@ int simcse_sampler_set_pos(simcse_sampler *s, simcse_data_pos pos) {
     if (pos.index < 0 || pos.index > s->n)
         return simcse_error("data position: index %lld outside 0..%lld (was the dataset changed?)",
                             (long long)pos.index, (long long)s->n);
-    if (pos.epoch > UINT32_MAX) return simcse_error("data position: epoch %llu too large", (unsigned long long)pos.epoch);
+    if (pos.epoch > UINT32_MAX)
+        return simcse_error("data position: epoch %llu too large", (unsigned long long)pos.epoch);
     s->pos = pos;
     return 0;
 }
@@ -120,7 +121,8 @@ int simcse_token_batch_init(simcse_token_batch *b, int max_seq, int max_len) {
     if (max_len <= 0) max_len = 32;
     if (max_seq < 1) return simcse_error("token batch: max_seq %d must be positive", max_seq);
     if (max_len < 2) return simcse_error("token batch: max_len %d leaves no room for the special tokens", max_len);
-    if ((int64_t)max_seq * max_len > INT32_MAX) return simcse_error("token batch: %d x %d ids is too many", max_seq, max_len);
+    if ((int64_t)max_seq * max_len > INT32_MAX)
+        return simcse_error("token batch: %d x %d ids is too many", max_seq, max_len);
     size_t cap = (size_t)max_seq * (size_t)max_len;
     b->max_seq = max_seq;
     b->max_len = max_len;
@@ -172,8 +174,7 @@ static int encode_seq(const simcse_tokenizer *tok, const char *text, size_t len,
                       simcse_token_batch *out) {
     int r = simcse_tokenizer_encode(tok, text, len, out->max_len, out->ids + out->T);
     if (r < 0) return -1;
-    if (r > out->max_len)
-        return simcse_error("tokenizer returned %d ids for max_len %d", r, out->max_len);
+    if (r > out->max_len) return simcse_error("tokenizer returned %d ids for max_len %d", r, out->max_len);
     close_seq(out, r, pos_offset);
     return 0;
 }

@@ -45,8 +45,8 @@ struct simcse_dataset {
     int64_t n, cap;
     uint64_t *off; /* [n + 1] */
     int n_fields;
-    int n_cols;                          /* CSV: columns in the header */
-    int col[SIMCSE_DATA_MAX_FIELDS];     /* CSV: header column of sent0, sent1, hard_neg */
+    int n_cols;                      /* CSV: columns in the header */
+    int col[SIMCSE_DATA_MAX_FIELDS]; /* CSV: header column of sent0, sent1, hard_neg */
     int64_t n_empty, n_bad;
     /* options */
     int skip_bad, quiet, max_warnings, n_warned;
@@ -287,12 +287,12 @@ static void csv_open_parser(struct csv_parser *p) {
 /* Indexing state shared with the libcsv callbacks. */
 typedef struct {
     simcse_dataset *d;
-    int header;       /* collecting the header */
-    char **hdr;       /* header fields */
+    int header; /* collecting the header */
+    char **hdr; /* header fields */
     int n_hdr, cap_hdr;
-    int nf;           /* fields of the current record */
-    int empty_field;  /* first required field found empty, -1 if none */
-    int ended;        /* the record is complete */
+    int nf;          /* fields of the current record */
+    int empty_field; /* first required field found empty, -1 if none */
+    int ended;       /* the record is complete */
 } scan_ctx;
 
 static void scan_field(void *s, size_t len, void *data) {

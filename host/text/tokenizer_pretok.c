@@ -52,7 +52,6 @@ int tok_pretok_bert(const simcse_tokenizer *t, const char *s, size_t n, tok_ids 
     return 0;
 }
 
-
 /* GPT-2's 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  * with \s spelled out as the White_Space property (Oniguruma's \s), because
  * PCRE2's \s also takes U+180E. */

@@ -116,8 +116,10 @@ int simcse_checkpoint_save(const char *out_dir, const simcse_model *w, const flo
     cJSON_AddNumberToObject(j, "index_in_epoch", (double)st->pos.index);
     cJSON_AddNumberToObject(j, "n_examples", (double)st->n_examples);
     cJSON_AddNumberToObject(j, "best_step", (double)st->best_step);
-    if (isfinite(st->best_metric)) cJSON_AddNumberToObject(j, "best_metric", st->best_metric);
-    else cJSON_AddNullToObject(j, "best_metric");
+    if (isfinite(st->best_metric))
+        cJSON_AddNumberToObject(j, "best_metric", st->best_metric);
+    else
+        cJSON_AddNullToObject(j, "best_metric");
     cJSON_AddNumberToObject(j, "world_size", st->world_size);
     cJSON_AddStringToObject(j, "backend", st->backend);
     char *text = cJSON_Print(j);
@@ -238,8 +240,10 @@ int simcse_checkpoint_load_tensors(const char *out_dir, simcse_model *w, float *
     }
     free(p);
     const simcse_st_tensor *tm = simcse_st_find(f, "adam.m"), *tv = simcse_st_find(f, "adam.v");
-    if (!tm || !tv) rc = simcse_error("%s: optimizer.safetensors lacks adam.m / adam.v", dir);
-    else if (simcse_st_read_f32(tm, m, w->n_floats) == 0 && simcse_st_read_f32(tv, v, w->n_floats) == 0) rc = 0;
+    if (!tm || !tv)
+        rc = simcse_error("%s: optimizer.safetensors lacks adam.m / adam.v", dir);
+    else if (simcse_st_read_f32(tm, m, w->n_floats) == 0 && simcse_st_read_f32(tv, v, w->n_floats) == 0)
+        rc = 0;
     simcse_st_close(f);
 done:
     free(dir);

@@ -24,17 +24,17 @@ typedef struct {
     simcse_comm self;
 } nccl_ctx;
 
-#define NCCL_CHECK(call)                                                                                          \
-    do {                                                                                                          \
-        ncclResult_t r_ = (call);                                                                                 \
-        if (r_ != ncclSuccess)                                                                                    \
-            return simcse_error("%s:%d: %s failed: %s", __FILE__, __LINE__, #call, ncclGetErrorString(r_));       \
+#define NCCL_CHECK(call)                                                                                    \
+    do {                                                                                                    \
+        ncclResult_t r_ = (call);                                                                           \
+        if (r_ != ncclSuccess)                                                                              \
+            return simcse_error("%s:%d: %s failed: %s", __FILE__, __LINE__, #call, ncclGetErrorString(r_)); \
     } while (0)
-#define CUDA_CHECK(call)                                                                                          \
-    do {                                                                                                          \
-        cudaError_t e_ = (call);                                                                                  \
-        if (e_ != cudaSuccess)                                                                                    \
-            return simcse_error("%s:%d: %s failed: %s", __FILE__, __LINE__, #call, cudaGetErrorString(e_));       \
+#define CUDA_CHECK(call)                                                                                    \
+    do {                                                                                                    \
+        cudaError_t e_ = (call);                                                                            \
+        if (e_ != cudaSuccess)                                                                              \
+            return simcse_error("%s:%d: %s failed: %s", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
     } while (0)
 
 static nccl_ctx *X(simcse_comm *c) { return c->ctx; }
@@ -64,9 +64,7 @@ static int nc_all_reduce_start(simcse_comm *c, float *buf, size_t n) {
     return 0;
 }
 
-static int nc_wait(simcse_comm *c) {
-    return nc_sync(X(c));
-}
+static int nc_wait(simcse_comm *c) { return nc_sync(X(c)); }
 
 static int nc_all_gather(simcse_comm *c, const float *send, float *recv, size_t n) {
     CUDA_CHECK(cudaDeviceSynchronize());

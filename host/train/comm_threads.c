@@ -49,8 +49,8 @@ static int sync_all(group *g) {
     return rc;
 }
 
-#define SYNC(g)                                                                          \
-    do {                                                                                 \
+#define SYNC(g)                                                                         \
+    do {                                                                                \
         if (sync_all(g) != 0) return simcse_error("communicator: another rank failed"); \
     } while (0)
 

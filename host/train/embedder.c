@@ -10,8 +10,8 @@
 
 #include "simcse/common.h"
 
-int simcse_embedder_init(simcse_embedder *em, const simcse_tokenizer *tok, simcse_encoder *enc,
-                         const simcse_model *m, simcse_pooler pooler, int apply_mlp, int max_len, int batch_size) {
+int simcse_embedder_init(simcse_embedder *em, const simcse_tokenizer *tok, simcse_encoder *enc, const simcse_model *m,
+                         simcse_pooler pooler, int apply_mlp, int max_len, int batch_size) {
     memset(em, 0, sizeof *em);
     /* an id past the table would read outside it: refuse the pair before any forward */
     if (simcse_tokenizer_check_ids(tok, m->cfg.vocab_size) != 0) return -1;
@@ -53,8 +53,12 @@ int simcse_embedder_embed_lines(simcse_embedder *em, const char *const *sents, c
             if (em->tb.T <= capacity || k == 1) break;
             k = (k + 1) / 2; /* too many real tokens for the encoder: a smaller piece */
         }
-        simcse_packed p = {.n_seq = em->tb.n_seq, .T = em->tb.T, .ids = em->tb.ids, .pos_ids = em->tb.pos_ids,
-                           .type_ids = NULL, .offsets = em->tb.offsets};
+        simcse_packed p = {.n_seq = em->tb.n_seq,
+                           .T = em->tb.T,
+                           .ids = em->tb.ids,
+                           .pos_ids = em->tb.pos_ids,
+                           .type_ids = NULL,
+                           .offsets = em->tb.offsets};
         if (simcse_encoder_forward(em->enc, &p, em->pooler, em->apply_mlp) != 0) return -1;
         simcse_encoder_output_to_host(em->enc, out + (size_t)i * em->hidden);
         em->n_sentences += k;

@@ -25,17 +25,17 @@
 #include "simcse/common.h"
 
 typedef struct {
-    float *q, *k, *v;   /* [T,H] */
-    float *ctx;         /* attention output before the output dense [T,H] */
-    float *lse;         /* [T*heads] */
-    float *ao;          /* output dense, after dropout [T,H] */
+    float *q, *k, *v; /* [T,H] */
+    float *ctx;       /* attention output before the output dense [T,H] */
+    float *lse;       /* [T*heads] */
+    float *ao;        /* output dense, after dropout [T,H] */
     float *mean1, *rstd1;
-    float *h1;          /* LayerNorm(ao + x) [T,H] */
-    float *fc1;         /* intermediate before GELU [T,I] */
-    float *act;         /* GELU output [T,I] */
-    float *fc2;         /* output dense, after dropout [T,H] */
+    float *h1;  /* LayerNorm(ao + x) [T,H] */
+    float *fc1; /* intermediate before GELU [T,I] */
+    float *act; /* GELU output [T,I] */
+    float *fc2; /* output dense, after dropout [T,H] */
     float *mean2, *rstd2;
-    float *out;         /* layer output = LayerNorm(fc2 + h1) [T,H] */
+    float *out; /* layer output = LayerNorm(fc2 + h1) [T,H] */
 } layer_acts;
 
 struct simcse_encoder {
@@ -50,9 +50,9 @@ struct simcse_encoder {
     /* activations */
     float *emb_sum, *emb_mean, *emb_rstd, *emb_out;
     layer_acts *L;
-    float *pooled;      /* [S,H] pooler output before the MLP */
-    float *mlp_pre;     /* [S,H] */
-    float *out;         /* [S,H] */
+    float *pooled;  /* [S,H] pooler output before the MLP */
+    float *mlp_pre; /* [S,H] */
+    float *out;     /* [S,H] */
     /* backward scratch */
     float *dh, *dh2, *dtmp, *dq, *dk, *dv, *dI, *dpooled, *dmlp;
     /* gradient buckets: [0] the MLP head, [1 + l] layer l, [layers + 1] embeddings */
@@ -87,9 +87,12 @@ static void make_buckets(simcse_encoder *e, const simcse_model *m) {
     for (int i = 0; i < m->n_tensors; i++) {
         const simcse_param *t = &m->tensors[i];
         int b, l;
-        if (!strncmp(t->name, "pooler.", 7)) b = 0;
-        else if (sscanf(t->name, "encoder.layer.%d.", &l) == 1 && l >= 0 && l < m->cfg.layers) b = 1 + l;
-        else b = nb - 1;
+        if (!strncmp(t->name, "pooler.", 7))
+            b = 0;
+        else if (sscanf(t->name, "encoder.layer.%d.", &l) == 1 && l >= 0 && l < m->cfg.layers)
+            b = 1 + l;
+        else
+            b = nb - 1;
         if (t->offset < lo[b]) lo[b] = t->offset;
         if (t->offset + t->numel > hi[b]) hi[b] = t->offset + t->numel;
         e->bucket_n[b] += t->numel;
@@ -100,14 +103,14 @@ static void make_buckets(simcse_encoder *e, const simcse_model *m) {
             simcse_fatal("internal: gradient bucket %d is not contiguous in the parameter buffer", b);
         e->bucket_off[b] = e->bucket_n[b] ? lo[b] : 0;
     }
-    if (total != m->n_floats) simcse_fatal("internal: gradient buckets cover %zu of %zu parameters", total, m->n_floats);
+    if (total != m->n_floats)
+        simcse_fatal("internal: gradient buckets cover %zu of %zu parameters", total, m->n_floats);
     free(lo);
     free(hi);
 }
 
 static void grads_ready(simcse_encoder *e, int bucket) {
-    if (e->ready && e->bucket_n[bucket])
-        e->ready(e->ready_ctx, e->grads + e->bucket_off[bucket], e->bucket_n[bucket]);
+    if (e->ready && e->bucket_n[bucket]) e->ready(e->ready_ctx, e->grads + e->bucket_off[bucket], e->bucket_n[bucket]);
 }
 
 void simcse_encoder_set_grads_ready(simcse_encoder *e, simcse_grads_ready_fn fn, void *ctx) {
@@ -122,11 +125,11 @@ void simcse_encoder_bytes(const simcse_config *c, size_t n_params, double max_se
     const double T = max_tokens, S = max_seqs, H = c->hidden, I = c->intermediate, NH = c->heads, f = sizeof(float);
     const double L = c->layers;
     *weights = (double)n_params * f * (with_grads ? 2 : 1);
-    double a = 4 * T * 4 + (S + 1) * 4;                   /* ids, pos_ids, type_ids, row_ids; offsets */
-    a += (2 * T * H + 2 * T) * f;                         /* emb_sum, emb_out; emb_mean, emb_rstd */
+    double a = 4 * T * 4 + (S + 1) * 4;                                /* ids, pos_ids, type_ids, row_ids; offsets */
+    a += (2 * T * H + 2 * T) * f;                                      /* emb_sum, emb_out; emb_mean, emb_rstd */
     const double layer = (7 * T * H + T * NH + 4 * T + 2 * T * I) * f; /* q k v ctx ao h1 fc2, lse, stats, fc1 act */
-    a += (with_grads ? L : 1) * layer + L * T * H * f;   /* inference shares one layer's buffers; outputs per layer */
-    a += 3 * S * H * f;                                   /* pooled, mlp_pre, out */
+    a += (with_grads ? L : 1) * layer + L * T * H * f; /* inference shares one layer's buffers; outputs per layer */
+    a += 3 * S * H * f;                                /* pooled, mlp_pre, out */
     if (with_grads) a += (6 * T * H + T * I + 2 * S * H) * f; /* dh dh2 dtmp dq dk dv, dI, dpooled dmlp */
     *acts = a;
 }
@@ -214,28 +217,57 @@ simcse_encoder *simcse_encoder_create(simcse_backend *be, const simcse_model *m,
 void simcse_encoder_free(simcse_encoder *e) {
     if (!e) return;
     simcse_backend *be = e->be;
-#define FREE(p)                      \
-    do {                             \
-        if (p) be->free(be, p);      \
-        (p) = NULL;                  \
+#define FREE(p)                 \
+    do {                        \
+        if (p) be->free(be, p); \
+        (p) = NULL;             \
     } while (0)
     if (e->L) {
         for (int l = e->cfg.layers - 1; l >= 0; l--) {
             layer_acts *a = &e->L[l];
             FREE(a->out);
             if (e->with_grads || l == 0) {
-                FREE(a->q); FREE(a->k); FREE(a->v); FREE(a->ctx); FREE(a->lse); FREE(a->ao);
-                FREE(a->mean1); FREE(a->rstd1); FREE(a->h1); FREE(a->fc1); FREE(a->act); FREE(a->fc2);
-                FREE(a->mean2); FREE(a->rstd2);
+                FREE(a->q);
+                FREE(a->k);
+                FREE(a->v);
+                FREE(a->ctx);
+                FREE(a->lse);
+                FREE(a->ao);
+                FREE(a->mean1);
+                FREE(a->rstd1);
+                FREE(a->h1);
+                FREE(a->fc1);
+                FREE(a->act);
+                FREE(a->fc2);
+                FREE(a->mean2);
+                FREE(a->rstd2);
             }
         }
         free(e->L);
     }
-    FREE(e->params); FREE(e->grads); FREE(e->ids); FREE(e->pos_ids); FREE(e->type_ids); FREE(e->row_ids); FREE(e->offsets);
-    FREE(e->emb_sum); FREE(e->emb_mean); FREE(e->emb_rstd); FREE(e->emb_out);
-    FREE(e->pooled); FREE(e->mlp_pre); FREE(e->out);
-    FREE(e->dh); FREE(e->dh2); FREE(e->dtmp); FREE(e->dq); FREE(e->dk); FREE(e->dv); FREE(e->dI);
-    FREE(e->dpooled); FREE(e->dmlp);
+    FREE(e->params);
+    FREE(e->grads);
+    FREE(e->ids);
+    FREE(e->pos_ids);
+    FREE(e->type_ids);
+    FREE(e->row_ids);
+    FREE(e->offsets);
+    FREE(e->emb_sum);
+    FREE(e->emb_mean);
+    FREE(e->emb_rstd);
+    FREE(e->emb_out);
+    FREE(e->pooled);
+    FREE(e->mlp_pre);
+    FREE(e->out);
+    FREE(e->dh);
+    FREE(e->dh2);
+    FREE(e->dtmp);
+    FREE(e->dq);
+    FREE(e->dk);
+    FREE(e->dv);
+    FREE(e->dI);
+    FREE(e->dpooled);
+    FREE(e->dmlp);
 #undef FREE
     free(e->bucket_off);
     free(e->bucket_n);
@@ -262,15 +294,22 @@ static uint32_t site_of(int layer, int k) { return (uint32_t)(1 + 3 * layer + k)
 static void pool_layers(const simcse_encoder *e, simcse_pooler p, int *a, int *b) {
     int n = e->cfg.layers;
     switch (p) {
-    case SIMCSE_POOL_AVG_FIRST_LAST: *a = 1; *b = n; break;
-    case SIMCSE_POOL_AVG_TOP2: *a = n - 1; *b = n; break;
-    default: *a = n; *b = -1; break;
+    case SIMCSE_POOL_AVG_FIRST_LAST:
+        *a = 1;
+        *b = n;
+        break;
+    case SIMCSE_POOL_AVG_TOP2:
+        *a = n - 1;
+        *b = n;
+        break;
+    default:
+        *a = n;
+        *b = -1;
+        break;
     }
 }
 
-static const float *hidden_state(const simcse_encoder *e, int k) {
-    return k == 0 ? e->emb_out : e->L[k - 1].out;
-}
+static const float *hidden_state(const simcse_encoder *e, int k) { return k == 0 ? e->emb_out : e->L[k - 1].out; }
 
 int simcse_encoder_forward(simcse_encoder *e, const simcse_packed *bt, simcse_pooler pooler, int apply_mlp) {
     if (bt->n_seq > e->max_seqs || bt->T > e->max_tokens)
@@ -295,8 +334,8 @@ int simcse_encoder_forward(simcse_encoder *e, const simcse_packed *bt, simcse_po
 
     be->embed_fwd(be, e->emb_sum, e->ids, e->pos_ids, bt->type_ids ? e->type_ids : NULL, e->w.word_emb, e->w.pos_emb,
                   e->w.type_emb, T, H);
-    be->layernorm_fwd(be, e->emb_out, e->emb_mean, e->emb_rstd, e->emb_sum, NULL, e->w.emb_ln_g, e->w.emb_ln_b, T,
-                      H, c->layer_norm_eps);
+    be->layernorm_fwd(be, e->emb_out, e->emb_mean, e->emb_rstd, e->emb_sum, NULL, e->w.emb_ln_g, e->w.emb_ln_b, T, H,
+                      c->layer_norm_eps);
     be->dropout(be, e->emb_out, e->emb_out, T, H, drop_site(e, SITE_EMB, c->hidden_dropout));
 
     const float *x = e->emb_out;
@@ -315,8 +354,7 @@ int simcse_encoder_forward(simcse_encoder *e, const simcse_packed *bt, simcse_po
         be->gelu_fwd(be, a->act, a->fc1, (size_t)T * I);
         be->linear_fwd(be, a->fc2, a->act, p->fc2_w, p->fc2_b, T, I, H);
         be->dropout(be, a->fc2, a->fc2, T, H, drop_site(e, site_of(l, 2), c->hidden_dropout));
-        be->layernorm_fwd(be, a->out, a->mean2, a->rstd2, a->fc2, a->h1, p->ln2_g, p->ln2_b, T, H,
-                          c->layer_norm_eps);
+        be->layernorm_fwd(be, a->out, a->mean2, a->rstd2, a->fc2, a->h1, p->ln2_g, p->ln2_b, T, H, c->layer_norm_eps);
         x = a->out;
     }
 
@@ -348,9 +386,7 @@ void simcse_encoder_output_to_host(simcse_encoder *e, float *out) {
     e->be->to_host(e->be, out, e->out, (size_t)e->n_seq * e->cfg.hidden * sizeof(float));
 }
 
-void simcse_encoder_zero_grads(simcse_encoder *e) {
-    e->be->zero(e->be, e->grads, e->n_params * sizeof(float));
-}
+void simcse_encoder_zero_grads(simcse_encoder *e) { e->be->zero(e->be, e->grads, e->n_params * sizeof(float)); }
 
 void simcse_encoder_backward(simcse_encoder *e, const float *d_out) {
     simcse_backend *be = e->be;

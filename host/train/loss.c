@@ -80,8 +80,10 @@ static void chunk_rows(simcse_step *s, float *all, float *chunk, int B, int base
     const size_t row = (size_t)s->H * sizeof(float);
     for (int v = 0; v < s->V; v++) {
         float *a = all + ((size_t)v * B + base) * s->H, *c = chunk + (size_t)v * n * s->H;
-        if (to_all) s->be->copy(s->be, a, c, (size_t)n * row);
-        else s->be->copy(s->be, c, a, (size_t)n * row);
+        if (to_all)
+            s->be->copy(s->be, a, c, (size_t)n * row);
+        else
+            s->be->copy(s->be, c, a, (size_t)n * row);
     }
 }
 
@@ -113,8 +115,7 @@ int simcse_step_run(simcse_step *s, const simcse_packed *chunks, const int *coun
      * exercised (and timed) on a single GPU */
     if (s->comm) {
         for (int v = 1; v < V; v++)
-            if (s->comm->all_gather(s->comm, s->z + v * blk, s->cand + (size_t)(v - 1) * G * blk, blk) != 0)
-                return -1;
+            if (s->comm->all_gather(s->comm, s->z + v * blk, s->cand + (size_t)(v - 1) * G * blk, blk) != 0) return -1;
         cand = s->cand;
         dcand = s->dcand;
     }

@@ -21,8 +21,8 @@ double simcse_memory_eval_results(int hidden) {
 }
 
 double simcse_param_count(const simcse_config *c) {
-    const double V = c->vocab_size, P = c->max_positions, TV = c->type_vocab_size, H = c->hidden,
-                 I = c->intermediate, L = c->layers;
+    const double V = c->vocab_size, P = c->max_positions, TV = c->type_vocab_size, H = c->hidden, I = c->intermediate,
+                 L = c->layers;
     /* embeddings and their LayerNorm; per layer q k v o (H x H + H), two LayerNorms,
      * the two FFN matrices and biases; the pooler / MLP head */
     return (V + P + TV + 2) * H + L * (4 * H * H + 2 * I * H + 9 * H + I) + H * H + H;
@@ -109,12 +109,12 @@ int simcse_memory_refuse(const simcse_memory_need *n, int copies, const simcse_m
                             copies * need / GIB, times, parts, (a->shared ? a->host : a->device) / GIB,
                             a->shared ? a->host_source : a->device_source, advice);
     }
-    return simcse_error("not enough host memory for %s: it needs %.2f GiB%s (%s) and %.2f GiB are free (%s); %s",
-                        what, copies * n->host / GIB, times, parts, a->host / GIB, a->host_source, advice);
+    return simcse_error("not enough host memory for %s: it needs %.2f GiB%s (%s) and %.2f GiB are free (%s); %s", what,
+                        copies * n->host / GIB, times, parts, a->host / GIB, a->host_source, advice);
 }
 
-int simcse_memory_check_inference(simcse_backend *be, const simcse_config *mc, int batch, int max_len,
-                                  double out_bytes, const char *what) {
+int simcse_memory_check_inference(simcse_backend *be, const simcse_config *mc, int batch, int max_len, double out_bytes,
+                                  const char *what) {
     simcse_memory_avail a;
     simcse_memory_available(be, &a);
     const int cuda = !a.shared;
@@ -124,11 +124,14 @@ int simcse_memory_check_inference(simcse_backend *be, const simcse_config *mc, i
     while (lo <= hi) {
         int mid = lo + (hi - lo) / 2;
         simcse_memory_need m = simcse_memory_for_inference(mc, mid, max_len, out_bytes, cuda);
-        if (simcse_memory_fits(&m, 1, &a)) best = mid, lo = mid + 1;
-        else hi = mid - 1;
+        if (simcse_memory_fits(&m, 1, &a))
+            best = mid, lo = mid + 1;
+        else
+            hi = mid - 1;
     }
     char advice[160];
-    if (best > 0) snprintf(advice, sizeof advice, "lower --batch-size (at most %d fits)", best);
+    if (best > 0)
+        snprintf(advice, sizeof advice, "lower --batch-size (at most %d fits)", best);
     else
         snprintf(advice, sizeof advice, "%s",
                  "even one sentence at a time does not fit: the model (or the output) is too large for this machine");

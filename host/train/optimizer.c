@@ -57,8 +57,8 @@ double simcse_optimizer_step(simcse_optimizer *o, float *params, const float *gr
     o->step++;
     for (int i = 0; i < o->layout->n_tensors; i++) {
         const simcse_param *t = &o->layout->tensors[i];
-        be->adamw(be, params + t->offset, grads + t->offset, o->m + t->offset, o->v + t->offset, t->numel,
-                  (float)lr, (float)o->cfg.beta1, (float)o->cfg.beta2, (float)o->cfg.eps,
+        be->adamw(be, params + t->offset, grads + t->offset, o->m + t->offset, o->v + t->offset, t->numel, (float)lr,
+                  (float)o->cfg.beta1, (float)o->cfg.beta2, (float)o->cfg.eps,
                   t->no_decay ? 0.0f : (float)o->cfg.weight_decay, scale, (int)o->step);
     }
     if (lr_used) *lr_used = lr;

@@ -49,8 +49,10 @@ int simcse_run_dir_check(const char *out_dir, const simcse_train_config *cfg, in
     char model_config_dir[sizeof cfg->model_config];
     snprintf(model_config_dir, sizeof model_config_dir, "%s", cfg->model_config);
     char *slash = strrchr(model_config_dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(model_config_dir, sizeof model_config_dir, ".");
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(model_config_dir, sizeof model_config_dir, ".");
     const char *what[3] = {"model", "tokenizer", "model"}, *key[3] = {"model", "tokenizer", "model_config"};
     const char *paths[3] = {cfg->model, cfg->tokenizer[0] ? cfg->tokenizer : cfg->model,
                             cfg->model_config[0] ? model_config_dir : ""};

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simcse/data_dir.h"
 #include "simcse/common.h"
+#include "simcse/data_dir.h"
 
 typedef enum { K_STR, K_INT, K_I64, K_F64, K_BOOL } key_type;
 
@@ -20,7 +20,7 @@ typedef struct {
     const char *name;
     key_type type;
     size_t off, size;
-    double lo, hi;      /* inclusive range for numbers */
+    double lo, hi; /* inclusive range for numbers */
     const char *help;
 } key_def;
 
@@ -148,8 +148,10 @@ int simcse_train_config_load(simcse_train_config *c, const char *path) {
             break;
         }
         if (k->type == K_STR) {
-            if (!cJSON_IsString(it)) rc = simcse_error("%s: key '%s': expected a string", path, k->name);
-            else rc = set_string(c, k, it->valuestring, path);
+            if (!cJSON_IsString(it))
+                rc = simcse_error("%s: key '%s': expected a string", path, k->name);
+            else
+                rc = set_string(c, k, it->valuestring, path);
         } else if (k->type == K_BOOL && cJSON_IsBool(it)) {
             *(int *)((char *)c + k->off) = cJSON_IsTrue(it);
         } else if (cJSON_IsNumber(it)) {
@@ -176,8 +178,10 @@ int simcse_train_config_set(simcse_train_config *c, const char *assignment) {
     if (!k) return simcse_error("--set: unknown key '%s' (simcse train --help lists the keys)", name);
     if (k->type == K_STR) return set_string(c, k, val, "--set");
     if (k->type == K_BOOL) {
-        if (!strcmp(val, "true")) val = "1";
-        else if (!strcmp(val, "false")) val = "0";
+        if (!strcmp(val, "true"))
+            val = "1";
+        else if (!strcmp(val, "false"))
+            val = "0";
     }
     char *end;
     errno = 0;
@@ -254,8 +258,7 @@ static int same_value(const key_def *k, const simcse_train_config *a, const simc
     return 0;
 }
 
-int simcse_train_config_diff(const simcse_train_config *saved, const simcse_train_config *now, char *out,
-                             size_t cap) {
+int simcse_train_config_diff(const simcse_train_config *saved, const simcse_train_config *now, char *out, size_t cap) {
     int n = 0;
     size_t len = 0;
     if (cap) out[0] = 0;

@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include "simcse/checkpoint.h"
-#include "simcse/data_dir.h"
 #include "simcse/common.h"
 #include "simcse/data.h"
+#include "simcse/data_dir.h"
 #include "simcse/embedder.h"
 #include "simcse/encoder.h"
 #include "simcse/eval.h"
@@ -51,10 +51,10 @@ typedef struct {
     simcse_optimizer optim;
     simcse_embedder embedder;
     simcse_text_batch text;
-    simcse_token_batch *chunk_tokens;  /* one packed batch per gradient-caching chunk */
+    simcse_token_batch *chunk_tokens; /* one packed batch per gradient-caching chunk */
     simcse_packed *chunks;
     int *chunk_counts, n_chunk_slots, chunk;
-    const char **sub_text;             /* a chunk's sentences (pointers into text) */
+    const char **sub_text; /* a chunk's sentences (pointers into text) */
     size_t *sub_len;
     simcse_step *step;
     simcse_comm *comm;
@@ -103,8 +103,10 @@ static int setup_model(trainer *t) {
 
 /* A JSON number, or null where there is none (JSON has no NaN). */
 static void json_number(FILE *f, const char *key, double v, int decimals) {
-    if (isfinite(v)) fprintf(f, ", \"%s\": %.*f", key, decimals, v);
-    else fprintf(f, ", \"%s\": null", key);
+    if (isfinite(v))
+        fprintf(f, ", \"%s\": %.*f", key, decimals, v);
+    else
+        fprintf(f, ", \"%s\": null", key);
 }
 
 /* The dev tasks' Spearman, and alignment / uniformity / anisotropy on STS-B dev
@@ -147,8 +149,7 @@ static int evaluate(trainer *t, double *score) {
 /* Export the current weights as the best model (OUT is a HF/sentence-transformers directory). */
 static int export_best(trainer *t) {
     simcse_encoder_download(t->enc, &t->model);
-    return simcse_export(&t->model, t->opt->output_dir, t->tok_dir, t->eval_pooler, t->eval_mlp,
-                         t->cfg->max_seq_len);
+    return simcse_export(&t->model, t->opt->output_dir, t->tok_dir, t->eval_pooler, t->eval_mlp, t->cfg->max_seq_len);
 }
 
 static int save_checkpoint(trainer *t) {
@@ -177,10 +178,10 @@ static int restore_checkpoint(trainer *t) {
         t->be->to_device(t->be, t->optim.v, v, bytes);
         t->optim.step = t->st.step;
         if (t->st.n_examples != simcse_dataset_size(t->data))
-            rc = simcse_error("%s/checkpoint: saved for %lld training examples, the data has %lld",
-                              t->opt->output_dir, (long long)t->st.n_examples,
-                              (long long)simcse_dataset_size(t->data));
-        else rc = simcse_sampler_set_pos(&t->sampler, t->st.pos);
+            rc = simcse_error("%s/checkpoint: saved for %lld training examples, the data has %lld", t->opt->output_dir,
+                              (long long)t->st.n_examples, (long long)simcse_dataset_size(t->data));
+        else
+            rc = simcse_sampler_set_pos(&t->sampler, t->st.pos);
     }
     free(m);
     free(v);
@@ -219,9 +220,10 @@ static void progress(trainer *t, double loss, double lr, double norm, double sps
     char stats[64] = "";
     if (isfinite(t->eval_alignment) || isfinite(t->eval_uniformity))
         snprintf(stats, sizeof stats, " | align %.3f unif %.3f", t->eval_alignment, t->eval_uniformity);
-    fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f%s | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
-            tty ? "\r\033[K" : "", (long long)done, (long long)t->total_steps, loss, lr, norm, stats, sps, elapsed,
-            eta, tty ? "" : "\n");
+    fprintf(stderr,
+            "%sstep %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f%s | %.1f sent/s | %.0fs elapsed, ETA %.0fs%s",
+            tty ? "\r\033[K" : "", (long long)done, (long long)t->total_steps, loss, lr, norm, stats, sps, elapsed, eta,
+            tty ? "" : "\n");
     if (tty && force) fputc('\n', stderr);
 }
 
@@ -241,8 +243,10 @@ static int check_memory(trainer *t, const simcse_config *mc) {
     while (lo <= hi) {
         int mid = lo + (hi - lo) / 2;
         simcse_memory_need m = simcse_memory_for_training(mc, c, t->views, mid, t->world, n_ex, t->opt->resume, cuda);
-        if (simcse_memory_fits(&m, copies, &a)) best = mid, lo = mid + 1;
-        else hi = mid - 1;
+        if (simcse_memory_fits(&m, copies, &a))
+            best = mid, lo = mid + 1;
+        else
+            hi = mid - 1;
     }
     char advice[256];
     if (best > 0) {
@@ -254,7 +258,8 @@ static int check_memory(trainer *t, const simcse_config *mc) {
         simcse_train_config small = *c;
         small.eval_batch_size = 1;
         small.batch_size = 2;
-        simcse_memory_need m = simcse_memory_for_training(mc, &small, t->views, 1, t->world, n_ex, t->opt->resume, cuda);
+        simcse_memory_need m =
+            simcse_memory_for_training(mc, &small, t->views, 1, t->world, n_ex, t->opt->resume, cuda);
         snprintf(advice, sizeof advice, "%s",
                  simcse_memory_fits(&m, copies, &a)
                      ? "lower batch_size and eval_batch_size, or set grad_cache_chunk"
@@ -306,10 +311,15 @@ static int setup(trainer *t) {
     if (max_seq < c->eval_batch_size) max_seq = c->eval_batch_size;
     t->enc = simcse_encoder_create(t->be, &t->model, max_seq, max_seq * c->max_seq_len, 1);
     if (!t->enc) return -1;
-    simcse_adamw_config ac = {.lr = c->learning_rate, .beta1 = c->adam_beta1, .beta2 = c->adam_beta2,
-                              .eps = c->adam_epsilon, .weight_decay = c->weight_decay,
-                              .max_grad_norm = c->max_grad_norm, .warmup_steps = c->warmup_steps,
-                              .total_steps = t->total_steps, .linear_decay = !strcmp(c->lr_scheduler, "linear")};
+    simcse_adamw_config ac = {.lr = c->learning_rate,
+                              .beta1 = c->adam_beta1,
+                              .beta2 = c->adam_beta2,
+                              .eps = c->adam_epsilon,
+                              .weight_decay = c->weight_decay,
+                              .max_grad_norm = c->max_grad_norm,
+                              .warmup_steps = c->warmup_steps,
+                              .total_steps = t->total_steps,
+                              .linear_decay = !strcmp(c->lr_scheduler, "linear")};
     if (simcse_optimizer_init(&t->optim, t->be, &t->model, &ac) != 0) return -1;
 
     if (simcse_pooler_parse(c->pooler, &t->loss_cfg.pooler) != 0) return -1;
@@ -404,8 +414,13 @@ static int pack_chunks(trainer *t, const int64_t *idx, int b, int *n_chunks, int
         tb->example_base = (int64_t)t->rank * b + base;
         tb->global_B = (int64_t)t->world * b;
         if (simcse_pack_batch(t->tok, &sub, pos0, tb) != 0) return -1;
-        t->chunks[*n_chunks] = (simcse_packed){.n_seq = tb->n_seq, .T = tb->T, .ids = tb->ids, .pos_ids = tb->pos_ids,
-                                               .type_ids = NULL, .offsets = tb->offsets, .row_ids = tb->row_ids};
+        t->chunks[*n_chunks] = (simcse_packed){.n_seq = tb->n_seq,
+                                               .T = tb->T,
+                                               .ids = tb->ids,
+                                               .pos_ids = tb->pos_ids,
+                                               .type_ids = NULL,
+                                               .offsets = tb->offsets,
+                                               .row_ids = tb->row_ids};
         t->chunk_counts[*n_chunks] = n;
         *T += tb->T;
         ++*n_chunks;
@@ -417,23 +432,24 @@ static int run(trainer *t, simcse_train_summary *sum) {
     const simcse_train_config *c = t->cfg;
     const int eval_on = c->eval_tasks[0] != 0 && t->leader;
     if (t->leader && !t->opt->quiet) {
-    fprintf(stderr,
-            "simcse: training %s (%d layers, hidden %d, %zu parameters) on %s | %lld examples x %d field%s | "
-            "batch %d | %lld steps | device %s\n",
-            c->model[0] ? c->model : c->model_config, t->model.cfg.layers, t->model.cfg.hidden, t->model.n_floats,
-            c->train_file, (long long)simcse_dataset_size(t->data), t->n_fields, t->n_fields > 1 ? "s" : "",
-            c->batch_size * t->world, (long long)t->total_steps, t->be->name);
-    if (t->world > 1 || t->chunk < c->batch_size)
-        fprintf(stderr, "simcse: %d rank%s (%s) x %d examples; gradient caching in chunks of %d\n", t->world,
-                t->world > 1 ? "s" : "", t->comm ? t->comm->name : "single", c->batch_size, t->chunk);
-    if (simcse_dataset_n_bad_rows(t->data) || simcse_dataset_n_empty_lines(t->data))
-        fprintf(stderr, "simcse: %s: skipped %lld malformed rows and %lld empty lines\n", c->train_file,
-                (long long)simcse_dataset_n_bad_rows(t->data), (long long)simcse_dataset_n_empty_lines(t->data));
+        fprintf(stderr,
+                "simcse: training %s (%d layers, hidden %d, %zu parameters) on %s | %lld examples x %d field%s | "
+                "batch %d | %lld steps | device %s\n",
+                c->model[0] ? c->model : c->model_config, t->model.cfg.layers, t->model.cfg.hidden, t->model.n_floats,
+                c->train_file, (long long)simcse_dataset_size(t->data), t->n_fields, t->n_fields > 1 ? "s" : "",
+                c->batch_size * t->world, (long long)t->total_steps, t->be->name);
+        if (t->world > 1 || t->chunk < c->batch_size)
+            fprintf(stderr, "simcse: %d rank%s (%s) x %d examples; gradient caching in chunks of %d\n", t->world,
+                    t->world > 1 ? "s" : "", t->comm ? t->comm->name : "single", c->batch_size, t->chunk);
+        if (simcse_dataset_n_bad_rows(t->data) || simcse_dataset_n_empty_lines(t->data))
+            fprintf(stderr, "simcse: %s: skipped %lld malformed rows and %lld empty lines\n", c->train_file,
+                    (long long)simcse_dataset_n_bad_rows(t->data), (long long)simcse_dataset_n_empty_lines(t->data));
     }
     sum->eval_before = sum->eval_best = NAN;
     if (eval_on && t->st.step == 0) {
         if (evaluate(t, &sum->eval_before) != 0) return -1;
-        fprintf(stderr, "simcse: before training: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f\n",
+        fprintf(stderr,
+                "simcse: before training: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f\n",
                 c->eval_tasks, sum->eval_before, t->eval_alignment, t->eval_uniformity);
     }
     int64_t *idx = simcse_xmalloc((size_t)c->batch_size * t->world * sizeof *idx);
@@ -462,13 +478,13 @@ static int run(trainer *t, simcse_train_summary *sum) {
             break;
         }
         if (!isfinite(loss)) {
-            rc = simcse_error("step %lld: loss is %f (lower learning_rate, check the data)",
-                              (long long)t->st.step + 1, loss);
+            rc = simcse_error("step %lld: loss is %f (lower learning_rate, check the data)", (long long)t->st.step + 1,
+                              loss);
             break;
         }
         double lr;
-        double norm = simcse_optimizer_step(&t->optim, simcse_encoder_params(t->enc), simcse_encoder_grads(t->enc),
-                                            &lr);
+        double norm =
+            simcse_optimizer_step(&t->optim, simcse_encoder_params(t->enc), simcse_encoder_grads(t->enc), &lr);
         t->st.step++;
         loss_sum += loss;
         n_log++;
@@ -498,7 +514,8 @@ static int run(trainer *t, simcse_train_summary *sum) {
                 break;
             }
             int better = score > t->st.best_metric;
-            fprintf(stderr, "simcse: step %lld: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f%s\n",
+            fprintf(stderr,
+                    "simcse: step %lld: %s dev Spearman x100 = %.2f | stsb dev alignment %.4f, uniformity %.4f%s\n",
                     (long long)t->st.step, c->eval_tasks, score, t->eval_alignment, t->eval_uniformity,
                     better ? " (best so far: exported)" : "");
             if (better) {
@@ -527,8 +544,7 @@ static int run(trainer *t, simcse_train_summary *sum) {
     sum->best_step = t->st.best_step;
     if (rc == 0 && t->leader && !t->opt->quiet && t->st.step == t->total_steps)
         fprintf(stderr, "simcse: done: %lld steps in %.1f s; model exported to %s%s\n", (long long)t->st.step,
-                simcse_now_seconds() - t_start, t->opt->output_dir,
-                eval_on ? " (the best dev checkpoint)" : "");
+                simcse_now_seconds() - t_start, t->opt->output_dir, eval_on ? " (the best dev checkpoint)" : "");
     return rc;
 }
 

@@ -15,13 +15,13 @@
 #include "simcse/train_config.h"
 
 typedef struct {
-    int64_t step;            /* optimizer steps done */
-    simcse_data_pos pos;     /* where the next batch starts */
-    double best_metric;      /* best evaluation so far (-inf: none) */
+    int64_t step;        /* optimizer steps done */
+    simcse_data_pos pos; /* where the next batch starts */
+    double best_metric;  /* best evaluation so far (-inf: none) */
     int64_t best_step;
-    int64_t n_examples;      /* dataset size, checked on resume */
-    int world_size;          /* ranks that wrote it (0: not recorded), checked on resume */
-    char backend[32];        /* "cpu", "cuda", "cuda-bf16" ("": not recorded), checked on resume */
+    int64_t n_examples; /* dataset size, checked on resume */
+    int world_size;     /* ranks that wrote it (0: not recorded), checked on resume */
+    char backend[32];   /* "cpu", "cuda", "cuda-bf16" ("": not recorded), checked on resume */
 } simcse_train_state;
 
 /* weights: host copy of the current parameters (model layout); m, v: AdamW moments (host). */

@@ -65,8 +65,8 @@ typedef struct simcse_dataset simcse_dataset;
 simcse_dataset *simcse_dataset_open(const char *path, simcse_data_kind kind, const simcse_data_options *opt);
 void simcse_dataset_close(simcse_dataset *d);
 
-int64_t simcse_dataset_size(const simcse_dataset *d);     /* number of examples */
-int simcse_dataset_n_fields(const simcse_dataset *d);     /* 1 (text), 2 (pairs) or 3 (triplets) */
+int64_t simcse_dataset_size(const simcse_dataset *d); /* number of examples */
+int simcse_dataset_n_fields(const simcse_dataset *d); /* 1 (text), 2 (pairs) or 3 (triplets) */
 simcse_data_kind simcse_dataset_kind(const simcse_dataset *d);
 const char *simcse_dataset_path(const simcse_dataset *d);
 int64_t simcse_dataset_n_empty_lines(const simcse_dataset *d); /* empty / whitespace-only lines skipped */
@@ -119,7 +119,7 @@ typedef struct {
     int shuffle;   /* 0: identity order every epoch */
     int drop_last; /* 1: an epoch's last partial batch is dropped */
     simcse_data_pos pos;
-    int64_t *perm;       /* order of perm_epoch, or NULL */
+    int64_t *perm; /* order of perm_epoch, or NULL */
     uint64_t perm_epoch;
 } simcse_sampler;
 
@@ -144,16 +144,16 @@ int simcse_sampler_next(simcse_sampler *s, int max_b, int64_t *idx);
  * pos_ids count from pos_offset (BERT 0, RoBERTa pad_token_id + 1);
  * type_ids are all 0. The fields map one to one onto simcse_packed. */
 typedef struct {
-    int max_len, max_seq;            /* capacity: max_seq sequences of at most max_len ids */
+    int max_len, max_seq; /* capacity: max_seq sequences of at most max_len ids */
     int B, n_views, n_seq, T;
     int32_t *ids, *pos_ids, *type_ids; /* [T] (allocated max_seq * max_len) */
-    int32_t *offsets;                /* [n_seq + 1] */
-    int32_t *lens;                   /* [n_seq] */
-    int32_t *row_ids;                /* [T]: dropout row identity, (v * global_B + example_base + b) * max_len + j
+    int32_t *offsets;                  /* [n_seq + 1] */
+    int32_t *lens;                     /* [n_seq] */
+    int32_t *row_ids;                  /* [T]: dropout row identity, (v * global_B + example_base + b) * max_len + j
                                       * for token j of view v of example b, so masks do not depend on chunking
                                       * or on the rank (see simcse_dropout in ops.h) */
-    int64_t example_base, global_B;  /* set by the caller; defaults 0 and B (one rank, no chunks) */
-    int n_at_max_len;                /* sequences of exactly max_len ids (truncated or just fitting) */
+    int64_t example_base, global_B;    /* set by the caller; defaults 0 and B (one rank, no chunks) */
+    int n_at_max_len;                  /* sequences of exactly max_len ids (truncated or just fitting) */
 } simcse_token_batch;
 
 /* Allocates for up to max_seq sequences of at most max_len (default 32 when <= 0) ids. */

@@ -28,8 +28,8 @@ int simcse_embedder_max_tokens(int batch, int max_len);
 
 /* enc must hold batch_size sequences and at least max_len tokens (see
  * simcse_embedder_max_tokens). */
-int simcse_embedder_init(simcse_embedder *em, const simcse_tokenizer *tok, simcse_encoder *enc,
-                         const simcse_model *m, simcse_pooler pooler, int apply_mlp, int max_len, int batch_size);
+int simcse_embedder_init(simcse_embedder *em, const simcse_tokenizer *tok, simcse_encoder *enc, const simcse_model *m,
+                         simcse_pooler pooler, int apply_mlp, int max_len, int batch_size);
 void simcse_embedder_free(simcse_embedder *em);
 /* out: [n, hidden] host memory. ctx is a simcse_embedder. */
 int simcse_embedder_embed(void *ctx, const char *const *sents, int n, float *out);

@@ -49,12 +49,12 @@ void simcse_embed_cache_free(simcse_embed_cache *c);
 #define SIMCSE_STS_MAX_SETS 16
 
 typedef struct {
-    char task[16];       /* "stsb", "sickr", "sts12", ... */
+    char task[16]; /* "stsb", "sickr", "sts12", ... */
     simcse_split split;
-    int n;               /* scored pairs */
-    char **s1, **s2;     /* [n] normalised sentences */
-    double *gold;        /* [n] */
-    int n_sets;          /* STS12-16: the sets in file order of the pool; others: 1 */
+    int n;           /* scored pairs */
+    char **s1, **s2; /* [n] normalised sentences */
+    double *gold;    /* [n] */
+    int n_sets;      /* STS12-16: the sets in file order of the pool; others: 1 */
     char set_name[SIMCSE_STS_MAX_SETS][48];
     int set_begin[SIMCSE_STS_MAX_SETS + 1]; /* pairs set_begin[k] .. set_begin[k+1]-1 belong to set k */
 } simcse_sts_data;
@@ -114,12 +114,12 @@ double simcse_uniformity(const float *x, int n, int dim);
 double simcse_anisotropy(const float *x, int n, int dim, int n_pairs, uint64_t seed);
 
 typedef struct {
-    double alignment;   /* over STS-B pairs of the split with gold > 4.0 */
-    double uniformity;  /* over the split's distinct STS-B sentences */
-    double anisotropy;  /* 10,000 random pairs of those sentences, seed 1234 */
+    double alignment;  /* over STS-B pairs of the split with gold > 4.0 */
+    double uniformity; /* over the split's distinct STS-B sentences */
+    double anisotropy; /* 10,000 random pairs of those sentences, seed 1234 */
     int n_pos_pairs;
-    int n_sentences;    /* distinct sentences */
-    int n_nonfinite;    /* embeddings holding NaN or Inf: then the three figures are NaN */
+    int n_sentences; /* distinct sentences */
+    int n_nonfinite; /* embeddings holding NaN or Inf: then the three figures are NaN */
 } simcse_embedding_stats;
 
 #define SIMCSE_ANISOTROPY_PAIRS 10000

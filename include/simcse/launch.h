@@ -12,7 +12,7 @@
 
 typedef struct {
     int rank, world, local_rank;
-    const char *source;   /* which launcher's variables were read ("none" for one process) */
+    const char *source; /* which launcher's variables were read ("none" for one process) */
 } simcse_launch_env;
 
 /* SIMCSE_RANK / SIMCSE_WORLD_SIZE / SIMCSE_LOCAL_RANK, torchrun's RANK / WORLD_SIZE /

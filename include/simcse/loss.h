@@ -21,7 +21,7 @@
 
 typedef struct {
     simcse_pooler pooler;
-    int apply_mlp;               /* SimCSE: the cls pooler trains through the MLP head */
+    int apply_mlp; /* SimCSE: the cls pooler trains through the MLP head */
     float temperature;
     float hard_negative_weight;
 } simcse_loss_config;

@@ -28,9 +28,9 @@ typedef struct {
 } simcse_memory_need;
 
 typedef struct {
-    double device, host;                      /* bytes free on the backend and on the host */
-    const char *device_source, *host_source;  /* "cudaMemGetInfo", "MemAvailable", "cgroup memory.max", ... */
-    int shared;                               /* the backend allocates host memory (the CPU): needs add up */
+    double device, host;                     /* bytes free on the backend and on the host */
+    const char *device_source, *host_source; /* "cudaMemGetInfo", "MemAvailable", "cgroup memory.max", ... */
+    int shared;                              /* the backend allocates host memory (the CPU): needs add up */
 } simcse_memory_avail;
 
 /* Parameters of the model a config describes (simcse_model_init's n_floats). */
@@ -57,7 +57,7 @@ int simcse_memory_refuse(const simcse_memory_need *n, int copies, const simcse_m
                          const char *advice);
 /* encode / eval: 0 when a forward of `batch` sequences fits, else -1 + the one line,
  * with the largest --batch-size that fits as the advice. */
-int simcse_memory_check_inference(simcse_backend *be, const simcse_config *mc, int batch, int max_len,
-                                  double out_bytes, const char *what);
+int simcse_memory_check_inference(simcse_backend *be, const simcse_config *mc, int batch, int max_len, double out_bytes,
+                                  const char *what);
 
 #endif

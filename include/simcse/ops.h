@@ -23,7 +23,7 @@ typedef struct {
     uint64_t seed;
     uint32_t step;
     uint32_t site;
-    float p;            /* drop probability; 0 disables */
+    float p; /* drop probability; 0 disables */
     /* Global row identity of each token (backend memory, [T]), so that masks do not
      * depend on where a sentence sits in a packed batch, a chunk or a rank: the
      * packer gives token j of global sequence s the row s * max_len + j. NULL: the
@@ -37,7 +37,7 @@ struct simcse_backend {
     void *ctx;
 
     /* memory: sizes in bytes */
-    void *(*alloc)(simcse_backend *be, size_t bytes);   /* NULL + error when it does not fit */
+    void *(*alloc)(simcse_backend *be, size_t bytes); /* NULL + error when it does not fit */
     void (*free)(simcse_backend *be, void *p);
     void (*to_device)(simcse_backend *be, void *dst, const void *src, size_t bytes);
     void (*to_host)(simcse_backend *be, void *dst, const void *src, size_t bytes);
@@ -57,28 +57,26 @@ struct simcse_backend {
     /* out[T,H] = word[ids] + pos[pos_ids] + type[type_ids]  (type_ids NULL: row 0).
      * The backward accumulates dout rows into the tables; a NULL table is skipped. */
     void (*embed_fwd)(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
-                      const int32_t *type_ids, const float *word, const float *pos, const float *type,
-                      int T, int H);
+                      const int32_t *type_ids, const float *word, const float *pos, const float *type, int T, int H);
     void (*embed_bwd)(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout,
                       const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H);
 
     /* out[N,O] = in[N,I] W[O,I]^T + b[O]  (b may be NULL; out must not alias in) */
-    void (*linear_fwd)(simcse_backend *be, float *out, const float *in, const float *W, const float *b,
-                       int N, int I, int O);
+    void (*linear_fwd)(simcse_backend *be, float *out, const float *in, const float *W, const float *b, int N, int I,
+                       int O);
     /* din[N,I] = dout W (overwrite; din may be NULL); dW += dout^T in; db += sum_n dout
      * (dW, db may be NULL) */
-    void (*linear_bwd)(simcse_backend *be, float *din, float *dW, float *db, const float *dout,
-                       const float *in, const float *W, int N, int I, int O);
+    void (*linear_bwd)(simcse_backend *be, float *din, float *dW, float *db, const float *dout, const float *in,
+                       const float *W, int N, int I, int O);
 
     /* y = LayerNorm(x + residual) (residual may be NULL); saves mean and rstd [N].
      * PyTorch semantics: biased variance, rstd = 1/sqrt(var + eps). */
-    void (*layernorm_fwd)(simcse_backend *be, float *y, float *mean, float *rstd, const float *x,
-                          const float *residual, const float *g, const float *b, int N, int H, float eps);
+    void (*layernorm_fwd)(simcse_backend *be, float *y, float *mean, float *rstd, const float *x, const float *residual,
+                          const float *g, const float *b, int N, int H, float eps);
     /* dx = d(x+residual) (overwrite; also the residual's gradient), dg += , db +=
      * (dg, db may be NULL) */
-    void (*layernorm_bwd)(simcse_backend *be, float *dx, float *dg, float *db, const float *dy,
-                          const float *x, const float *residual, const float *mean, const float *rstd,
-                          const float *g, int N, int H);
+    void (*layernorm_bwd)(simcse_backend *be, float *dx, float *dg, float *db, const float *dy, const float *x,
+                          const float *residual, const float *mean, const float *rstd, const float *g, int N, int H);
 
     /* exact (erf) GELU, in place allowed (y == x; dx == dy in the backwards) */
     void (*gelu_fwd)(simcse_backend *be, float *y, const float *x, size_t n);
@@ -103,13 +101,11 @@ struct simcse_backend {
      * element = key position j in its sequence, with the rule and scale of `dropout`.
      * The backward overwrites dq, dk, dv; `out` is there for kernels that form
      * D = rowsum(dout * out) (the CPU oracle computes D from the probabilities). */
-    void (*attention_fwd)(simcse_backend *be, float *out, float *lse, const float *q, const float *k,
-                          const float *v, const int32_t *offsets, int B, int T, int heads, int hd,
-                          simcse_dropout d);
-    void (*attention_bwd)(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout,
-                          const float *q, const float *k, const float *v, const float *out,
-                          const float *lse, const int32_t *offsets, int B, int T, int heads, int hd,
-                          simcse_dropout d);
+    void (*attention_fwd)(simcse_backend *be, float *out, float *lse, const float *q, const float *k, const float *v,
+                          const int32_t *offsets, int B, int T, int heads, int hd, simcse_dropout d);
+    void (*attention_bwd)(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                          const float *k, const float *v, const float *out, const float *lse, const int32_t *offsets,
+                          int B, int T, int heads, int hd, simcse_dropout d);
 
     /* Pooling. out[B,H] = x[offsets[b]] (the first token) */
     void (*pool_first_fwd)(simcse_backend *be, float *out, const float *x, const int32_t *offsets, int B, int H);
@@ -134,8 +130,8 @@ struct simcse_backend {
      * are overwritten, scaled by grad_scale (the loss is not).
      * cos = a.c / max(|a| |c|, 1e-8) as nn.CosineSimilarity. */
     void (*infonce)(simcse_backend *be, float *loss, float *d_anchors, float *d_cands, const float *anchors,
-                    const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale,
-                    int target0, int hard);
+                    const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale, int target0,
+                    int hard);
 
     /* sum of squares of x[0..n) into *out (host pointer), fp64 accumulate on CPU */
     void (*sumsq)(simcse_backend *be, double *out, const float *x, size_t n);
@@ -144,8 +140,8 @@ struct simcse_backend {
      * p *= 1 - lr * wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
      * p -= lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^step), v_hat = v / (1 - b2^step).
      * step counts from 1. */
-    void (*adamw)(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
-                  float beta1, float beta2, float eps, float wd, float grad_scale, int step);
+    void (*adamw)(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float wd, float grad_scale, int step);
 };
 
 /* The CPU backend (fp32): OpenBLAS GEMMs and the other ops on one thread pool. */

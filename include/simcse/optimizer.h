@@ -13,15 +13,15 @@
 typedef struct {
     double lr, beta1, beta2, eps, weight_decay, max_grad_norm;
     int64_t warmup_steps, total_steps;
-    int linear_decay;   /* 0: constant after warmup */
+    int linear_decay; /* 0: constant after warmup */
 } simcse_adamw_config;
 
 typedef struct {
     simcse_backend *be;
-    const simcse_model *layout;  /* tensor table: which tensors decay */
+    const simcse_model *layout; /* tensor table: which tensors decay */
     simcse_adamw_config cfg;
-    float *m, *v;                /* backend buffers, n_floats each */
-    int64_t step;                /* optimizer steps taken */
+    float *m, *v; /* backend buffers, n_floats each */
+    int64_t step; /* optimizer steps taken */
 } simcse_optimizer;
 
 int simcse_optimizer_init(simcse_optimizer *o, simcse_backend *be, const simcse_model *layout,

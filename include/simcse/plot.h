@@ -25,14 +25,14 @@
  * run did is what stands). Missing and null values are NaN. */
 typedef struct {
     int n_steps;
-    int64_t *step;       /* [n_steps] */
-    double *loss, *lr;   /* [n_steps] */
+    int64_t *step;     /* [n_steps] */
+    double *loss, *lr; /* [n_steps] */
     int n_evals;
-    int64_t *eval_step;  /* [n_evals] */
-    double *avg;         /* [n_evals] eval_dev_avg_spearman */
-    int n_tasks;         /* tasks in order of first appearance */
+    int64_t *eval_step; /* [n_evals] */
+    double *avg;        /* [n_evals] eval_dev_avg_spearman */
+    int n_tasks;        /* tasks in order of first appearance */
     char task[SIMCSE_PLOT_MAX_TASKS][32];
-    double *score;       /* [n_evals * SIMCSE_PLOT_MAX_TASKS]: row e, column = task */
+    double *score;                  /* [n_evals * SIMCSE_PLOT_MAX_TASKS]: row e, column = task */
     double *alignment, *uniformity; /* [n_evals] */
 } simcse_metrics_log;
 
@@ -46,8 +46,8 @@ void simcse_metrics_log_free(simcse_metrics_log *m);
 int simcse_metrics_log_best(const simcse_metrics_log *m);
 
 typedef struct {
-    int width, height;    /* pixels of the PNG (the SVG has the same size); 0: 1800 x 600 */
-    const char *gnuplot;  /* the program; NULL: $SIMCSE_GNUPLOT, else "gnuplot" on PATH */
+    int width, height;   /* pixels of the PNG (the SVG has the same size); 0: 1800 x 600 */
+    const char *gnuplot; /* the program; NULL: $SIMCSE_GNUPLOT, else "gnuplot" on PATH */
 } simcse_plot_options;
 
 /* Reads run_dir/metrics.jsonl and writes run_dir/plot.gp, plot.png and plot.svg,

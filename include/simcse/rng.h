@@ -53,7 +53,9 @@ uint32_t simcse_dropout_threshold(float p);
  *   uniform = (u >> 8) * 2^-24
  *   normal  = sqrt(-2 ln u1) cos(2 pi u2), u1 = ((a >> 8) + 1) * 2^-24, u2 = (b >> 8) * 2^-24,
  *             evaluated in double and rounded to float. */
-typedef struct { uint64_t seed, subsequence, offset; } simcse_rng_stream;
+typedef struct {
+    uint64_t seed, subsequence, offset;
+} simcse_rng_stream;
 float simcse_rng_uniform(simcse_rng_stream *s);
 float simcse_rng_normal(simcse_rng_stream *s);
 

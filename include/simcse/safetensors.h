@@ -33,7 +33,7 @@ typedef struct simcse_st_file simcse_st_file;
 
 typedef struct {
     const char *name;
-    char dtype_name[16];        /* as written in the header: "F32", "BF16", "I64", ... */
+    char dtype_name[16]; /* as written in the header: "F32", "BF16", "I64", ... */
     simcse_st_dtype dtype;
     int ndim;
     int64_t shape[SIMCSE_ST_MAX_DIMS];
@@ -44,9 +44,9 @@ typedef struct {
 } simcse_st_tensor;
 
 struct simcse_st_file {
-    char *path;                 /* the path, or the label given to simcse_st_parse */
+    char *path; /* the path, or the label given to simcse_st_parse */
     int n_tensors;
-    simcse_st_tensor *tensors;  /* sorted by name */
+    simcse_st_tensor *tensors; /* sorted by name */
     /* private */
     void *map_;
     size_t map_len_;
@@ -68,7 +68,7 @@ const char *simcse_st_path(const simcse_st_tensor *t);
 /* A model directory's weights: model.safetensors, or model.safetensors.index.json
  * whose weight_map names the shards (each key is checked to be in its shard). */
 typedef struct {
-    char *path;                 /* model.safetensors or the index file */
+    char *path; /* model.safetensors or the index file */
     int n_files;
     simcse_st_file **files;
 } simcse_st_set;
@@ -83,7 +83,7 @@ void simcse_st_set_close(simcse_st_set *s);
 /* One tensor to write: fp32, C order. */
 typedef struct {
     const char *name;
-    int ndim;                   /* 0 .. SIMCSE_ST_MAX_DIMS */
+    int ndim; /* 0 .. SIMCSE_ST_MAX_DIMS */
     int64_t shape[SIMCSE_ST_MAX_DIMS];
     const float *data;
 } simcse_st_entry;

@@ -49,10 +49,10 @@ int simcse_tokenizer_token_to_id(const simcse_tokenizer *t, const char *token);
 
 /* Batch encoding padded to the longest sentence, with an attention mask. */
 typedef struct {
-    int n, width;        /* n sentences, width = longest (<= max_len) */
-    int32_t *ids;        /* [n, width], pad id after each sentence */
-    uint8_t *mask;       /* [n, width], 1 for real tokens */
-    int *lens;           /* [n] */
+    int n, width;  /* n sentences, width = longest (<= max_len) */
+    int32_t *ids;  /* [n, width], pad id after each sentence */
+    uint8_t *mask; /* [n, width], 1 for real tokens */
+    int *lens;     /* [n] */
 } simcse_padded_batch;
 int simcse_tokenizer_encode_batch(const simcse_tokenizer *t, const char *const *texts, int n, int max_len,
                                   simcse_padded_batch *out);

@@ -11,12 +11,12 @@
 
 typedef struct {
     const char *output_dir;
-    const char *device;        /* cpu, cuda or auto */
-    int gpu;                   /* CUDA device number (the local rank) */
-    int resume;                /* continue from output_dir/checkpoint */
-    int64_t stop_after;        /* > 0: stop (as if killed) after this step's checkpoint; for tests */
-    int quiet;                 /* no progress line */
-    simcse_comm *comm;         /* several ranks (NULL: one); rank 0 alone logs, evaluates and writes */
+    const char *device; /* cpu, cuda or auto */
+    int gpu;            /* CUDA device number (the local rank) */
+    int resume;         /* continue from output_dir/checkpoint */
+    int64_t stop_after; /* > 0: stop (as if killed) after this step's checkpoint; for tests */
+    int quiet;          /* no progress line */
+    simcse_comm *comm;  /* several ranks (NULL: one); rank 0 alone logs, evaluates and writes */
 } simcse_train_options;
 
 typedef struct {

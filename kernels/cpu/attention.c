@@ -84,9 +84,8 @@ static void factors(float *f, uint32_t *u, simcse_dropout d, int t, int heads, i
         for (int j = 0; j < L; j++) f[j] = 1.0f;
 }
 
-void cpu_ref_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k,
-                       const float *v, const int32_t *offsets, int B, int T, int heads, int hd,
-                       simcse_dropout d) {
+void cpu_ref_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k, const float *v,
+                           const int32_t *offsets, int B, int T, int heads, int hd, simcse_dropout d) {
     (void)be;
     (void)T;
     const int H = heads * hd;
@@ -116,10 +115,9 @@ void cpu_ref_attention_fwd(simcse_backend *be, float *out, float *lse, const flo
     scratch_free(&w);
 }
 
-void cpu_ref_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout,
-                       const float *q, const float *k, const float *v, const float *out,
-                       const float *lse, const int32_t *offsets, int B, int T, int heads, int hd,
-                       simcse_dropout d) {
+void cpu_ref_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *out, const float *lse, const int32_t *offsets,
+                           int B, int T, int heads, int hd, simcse_dropout d) {
     (void)be;
     (void)out;
     const int H = heads * hd;
@@ -215,9 +213,8 @@ static void zero_tail(float *x, const int32_t *offsets, int B, int T, int H) {
     if (offsets[B] < T) memset(x + (size_t)offsets[B] * H, 0, (size_t)(T - offsets[B]) * H * sizeof(float));
 }
 
-void cpu_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k,
-                       const float *v, const int32_t *offsets, int B, int T, int heads, int hd,
-                       simcse_dropout d) {
+void cpu_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int32_t *offsets, int B, int T, int heads, int hd, simcse_dropout d) {
     (void)be;
     if (B <= 0 || heads <= 0 || hd <= 0) return;
     attn_job j = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .offsets = offsets, .heads = heads, .hd = hd, .d = d};
@@ -263,8 +260,8 @@ static void attn_bwd_task(void *arg, int task) {
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, j->hd, L, 1.0f, P, L, j->k + (size_t)t0 * H + hoff, H,
                 0.0f, j->dq + (size_t)t0 * H + hoff, H);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, j->hd, L, 1.0f, P, L, j->q + (size_t)t0 * H + hoff, H,
-                0.0f, j->dk + (size_t)t0 * H + hoff, H);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, j->hd, L, 1.0f, P, L, j->q + (size_t)t0 * H + hoff, H, 0.0f,
+                j->dk + (size_t)t0 * H + hoff, H);
     free(P);
     free(Pd);
     free(dP);
@@ -272,10 +269,9 @@ static void attn_bwd_task(void *arg, int task) {
     free(u);
 }
 
-void cpu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout,
-                       const float *q, const float *k, const float *v, const float *out,
-                       const float *lse, const int32_t *offsets, int B, int T, int heads, int hd,
-                       simcse_dropout d) {
+void cpu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                       const float *k, const float *v, const float *out, const float *lse, const int32_t *offsets,
+                       int B, int T, int heads, int hd, simcse_dropout d) {
     (void)be;
     (void)out;
     const int H = heads * hd;
@@ -287,8 +283,18 @@ void cpu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, cons
         }
         return;
     }
-    attn_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .q = q, .k = k, .v = v, .lse_in = lse,
-                  .offsets = offsets, .heads = heads, .hd = hd, .d = d};
+    attn_job j = {.dq = dq,
+                  .dk = dk,
+                  .dv = dv,
+                  .dout = dout,
+                  .q = q,
+                  .k = k,
+                  .v = v,
+                  .lse_in = lse,
+                  .offsets = offsets,
+                  .heads = heads,
+                  .hd = hd,
+                  .d = d};
     cpu_parallel(B * heads, attn_bwd_task, &j);
     zero_tail(dq, offsets, B, T, H);
     zero_tail(dk, offsets, B, T, H);

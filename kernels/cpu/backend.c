@@ -37,8 +37,8 @@ static void *cpu_alloc(simcse_backend *be, size_t bytes) {
     if (rounded == HEADER) rounded += 64;
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     if (pages > 0 && page > 0 && (double)rounded > (double)pages * (double)page) {
-        simcse_error("cpu backend: cannot allocate %zu bytes (more than the %.1f GiB of host memory)",
-                     bytes, (double)pages * (double)page / 1073741824.0);
+        simcse_error("cpu backend: cannot allocate %zu bytes (more than the %.1f GiB of host memory)", bytes,
+                     (double)pages * (double)page / 1073741824.0);
         return NULL;
     }
     void *p = aligned_alloc(64, rounded);

@@ -108,8 +108,7 @@ void cpu_ref_scale(simcse_backend *be, float *y, float s, size_t n) {
 /* ---- embeddings ---- */
 
 void cpu_ref_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
-                   const int32_t *type_ids, const float *word, const float *pos, const float *type,
-                   int T, int H) {
+                       const int32_t *type_ids, const float *word, const float *pos, const float *type, int T, int H) {
     (void)be;
     for (int t = 0; t < T; t++) {
         const float *w = word + (size_t)ids[t] * H;
@@ -126,7 +125,7 @@ static void scatter_add(float *table, const float *g, int row, int H) {
 }
 
 void cpu_ref_embed_bwd(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout,
-                   const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H) {
+                       const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H) {
     (void)be;
     for (int t = 0; t < T; t++) {
         const float *g = dout + (size_t)t * H;
@@ -158,8 +157,8 @@ static void ew_part(void *arg, int part) {
         if (j->kind == EW_DROPOUT) {
             dropout_rows(j->y, j->a, a, b, j->H, j->d);
         } else if (j->kind == EW_EMBED_FWD) {
-            cpu_ref_embed_fwd(NULL, j->y + (size_t)a * j->H, j->ids + a, j->pos_ids + a, j->type_ids ? j->type_ids + a : NULL,
-                              j->word, j->pos, j->type, b - a, j->H);
+            cpu_ref_embed_fwd(NULL, j->y + (size_t)a * j->H, j->ids + a, j->pos_ids + a,
+                              j->type_ids ? j->type_ids + a : NULL, j->word, j->pos, j->type, b - a, j->H);
         } else {
             for (int t = 0; t < j->T; t++) {
                 const float *g = j->a + (size_t)t * j->H;
@@ -240,19 +239,34 @@ void cpu_dropout(simcse_backend *be, float *y, const float *x, int rows, int col
     ew_run(&j, (double)rows * cols, rows);
 }
 
-void cpu_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
-                   const int32_t *type_ids, const float *word, const float *pos, const float *type,
-                   int T, int H) {
+void cpu_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids,
+                   const float *word, const float *pos, const float *type, int T, int H) {
     (void)be;
-    ew_job j = {.kind = EW_EMBED_FWD, .y = out, .ids = ids, .pos_ids = pos_ids, .type_ids = type_ids, .word = word,
-                .pos = pos, .type = type, .T = T, .H = H};
+    ew_job j = {.kind = EW_EMBED_FWD,
+                .y = out,
+                .ids = ids,
+                .pos_ids = pos_ids,
+                .type_ids = type_ids,
+                .word = word,
+                .pos = pos,
+                .type = type,
+                .T = T,
+                .H = H};
     ew_run(&j, (double)T * H / 8, T);
 }
 
-void cpu_embed_bwd(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout,
-                   const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H) {
+void cpu_embed_bwd(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout, const int32_t *ids,
+                   const int32_t *pos_ids, const int32_t *type_ids, int T, int H) {
     (void)be;
-    ew_job j = {.kind = EW_EMBED_BWD, .dword = dword, .dpos = dpos, .dtype = dtype, .a = dout, .ids = ids,
-                .pos_ids = pos_ids, .type_ids = type_ids, .T = T, .H = H};
+    ew_job j = {.kind = EW_EMBED_BWD,
+                .dword = dword,
+                .dpos = dpos,
+                .dtype = dtype,
+                .a = dout,
+                .ids = ids,
+                .pos_ids = pos_ids,
+                .type_ids = type_ids,
+                .T = T,
+                .H = H};
     ew_run(&j, (double)T * H / 2, H / 16);
 }

@@ -12,8 +12,8 @@
 
 #include "kernels/cpu/cpu_ops.h"
 
-void cpu_linear_fwd(simcse_backend *be, float *out, const float *in, const float *W, const float *b,
-                    int N, int I, int O) {
+void cpu_linear_fwd(simcse_backend *be, float *out, const float *in, const float *W, const float *b, int N, int I,
+                    int O) {
     (void)be;
     if (N <= 0 || O <= 0) return;
     cpu_sgemm(0, 1, N, O, I, 1.0f, in, I > 0 ? I : 1, W, I > 0 ? I : 1, 0.0f, out, O, b);
@@ -35,8 +35,8 @@ static void colsum_part(void *arg, int part) {
     }
 }
 
-void cpu_linear_bwd(simcse_backend *be, float *din, float *dW, float *db, const float *dout,
-                    const float *in, const float *W, int N, int I, int O) {
+void cpu_linear_bwd(simcse_backend *be, float *din, float *dW, float *db, const float *dout, const float *in,
+                    const float *W, int N, int I, int O) {
     (void)be;
     if (N <= 0) return;
     const int ldI = I > 0 ? I : 1, ldO = O > 0 ? O : 1;
@@ -51,8 +51,8 @@ void cpu_linear_bwd(simcse_backend *be, float *din, float *dW, float *db, const 
 
 /* ---- the oracle: plain loops, one thread ---- */
 
-void cpu_ref_linear_fwd(simcse_backend *be, float *out, const float *in, const float *W, const float *b,
-                        int N, int I, int O) {
+void cpu_ref_linear_fwd(simcse_backend *be, float *out, const float *in, const float *W, const float *b, int N, int I,
+                        int O) {
     (void)be;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < O; o++) {
@@ -62,8 +62,8 @@ void cpu_ref_linear_fwd(simcse_backend *be, float *out, const float *in, const f
         }
 }
 
-void cpu_ref_linear_bwd(simcse_backend *be, float *din, float *dW, float *db, const float *dout,
-                        const float *in, const float *W, int N, int I, int O) {
+void cpu_ref_linear_bwd(simcse_backend *be, float *din, float *dW, float *db, const float *dout, const float *in,
+                        const float *W, int N, int I, int O) {
     (void)be;
     if (din)
         for (int n = 0; n < N; n++)

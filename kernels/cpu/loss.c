@@ -31,12 +31,12 @@
 #define COS_EPS 1e-8
 
 void cpu_ref_infonce(simcse_backend *be, float *loss, float *d_anchors, float *d_cands, const float *anchors,
-                 const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale, int target0,
-                 int hard) {
+                     const float *cands, int B, int C, int H, float temp, float hn_weight, float grad_scale,
+                     int target0, int hard) {
     (void)be;
     double *na = simcse_xmalloc(((size_t)B + 1) * sizeof(double));
     double *nc = simcse_xmalloc(((size_t)C + 1) * sizeof(double));
-    double *cs = simcse_xmalloc(((size_t)B * C + 1) * sizeof(double));  /* cos, then dcos */
+    double *cs = simcse_xmalloc(((size_t)B * C + 1) * sizeof(double)); /* cos, then dcos */
     double *da = simcse_xcalloc((size_t)B * H + 1, sizeof(double));
     double *dc = simcse_xcalloc((size_t)C * H + 1, sizeof(double));
     for (int i = 0; i < B; i++) {
@@ -139,8 +139,8 @@ void cpu_infonce(simcse_backend *be, float *loss, float *d_anchors, float *d_can
         double m = -INFINITY;
         for (int j = 0; j < C; j++) {
             const double den = na[i] * nc[j];
-            logit[j] = (double)Gi[j] / (den > COS_EPS ? den : COS_EPS) / temp +
-                       (hard && j == hn_col + i ? hn_weight : 0.0);
+            logit[j] =
+                (double)Gi[j] / (den > COS_EPS ? den : COS_EPS) / temp + (hard && j == hn_col + i ? hn_weight : 0.0);
             if (logit[j] > m) m = logit[j];
         }
         double sum = 0.0;

@@ -55,11 +55,11 @@ static void ln_fwd_part(void *arg, int part) {
     ln_fwd_rows(j, (int)((long long)j->N * part / j->parts), (int)((long long)j->N * (part + 1) / j->parts));
 }
 
-void cpu_layernorm_fwd(simcse_backend *be, float *y, float *mean, float *rstd, const float *x,
-                       const float *residual, const float *g, const float *b, int N, int H, float eps) {
+void cpu_layernorm_fwd(simcse_backend *be, float *y, float *mean, float *rstd, const float *x, const float *residual,
+                       const float *g, const float *b, int N, int H, float eps) {
     (void)be;
-    ln_job j = {.y = y, .mean = mean, .rstd = rstd, .x = x, .residual = residual, .g = g, .b = b, .N = N, .H = H,
-                .eps = eps};
+    ln_job j = {
+        .y = y, .mean = mean, .rstd = rstd, .x = x, .residual = residual, .g = g, .b = b, .N = N, .H = H, .eps = eps};
     j.parts = cpu_split((double)N * H, 1 << 15, N);
     cpu_parallel(j.parts, ln_fwd_part, &j);
 }
@@ -67,8 +67,8 @@ void cpu_layernorm_fwd(simcse_backend *be, float *y, float *mean, float *rstd, c
 void cpu_ref_layernorm_fwd(simcse_backend *be, float *y, float *mean, float *rstd, const float *x,
                            const float *residual, const float *g, const float *b, int N, int H, float eps) {
     (void)be;
-    ln_job j = {.y = y, .mean = mean, .rstd = rstd, .x = x, .residual = residual, .g = g, .b = b, .N = N, .H = H,
-                .eps = eps};
+    ln_job j = {
+        .y = y, .mean = mean, .rstd = rstd, .x = x, .residual = residual, .g = g, .b = b, .N = N, .H = H, .eps = eps};
     ln_fwd_rows(&j, 0, N);
 }
 
@@ -124,12 +124,20 @@ static void ln_params_part(void *arg, int part) {
     }
 }
 
-void cpu_layernorm_bwd(simcse_backend *be, float *dx, float *dg, float *db, const float *dy,
-                       const float *x, const float *residual, const float *mean, const float *rstd,
-                       const float *g, int N, int H) {
+void cpu_layernorm_bwd(simcse_backend *be, float *dx, float *dg, float *db, const float *dy, const float *x,
+                       const float *residual, const float *mean, const float *rstd, const float *g, int N, int H) {
     (void)be;
-    ln_job j = {.dx = dx, .dg = dg, .db = db, .dy = dy, .x = x, .residual = residual, .mean_in = mean,
-                .rstd_in = rstd, .g = g, .N = N, .H = H};
+    ln_job j = {.dx = dx,
+                .dg = dg,
+                .db = db,
+                .dy = dy,
+                .x = x,
+                .residual = residual,
+                .mean_in = mean,
+                .rstd_in = rstd,
+                .g = g,
+                .N = N,
+                .H = H};
     /* dg, db first: dx may overwrite dy (or x) */
     if (dg || db) {
         j.parts = cpu_split((double)N * H, 1 << 15, H / 16);
@@ -139,11 +147,19 @@ void cpu_layernorm_bwd(simcse_backend *be, float *dx, float *dg, float *db, cons
     cpu_parallel(j.parts, ln_bwd_part, &j);
 }
 
-void cpu_ref_layernorm_bwd(simcse_backend *be, float *dx, float *dg, float *db, const float *dy,
-                           const float *x, const float *residual, const float *mean, const float *rstd,
-                           const float *g, int N, int H) {
+void cpu_ref_layernorm_bwd(simcse_backend *be, float *dx, float *dg, float *db, const float *dy, const float *x,
+                           const float *residual, const float *mean, const float *rstd, const float *g, int N, int H) {
     (void)be;
-    ln_job j = {.dx = dx, .dg = dg, .db = db, .dy = dy, .x = x, .residual = residual, .mean_in = mean,
-                .rstd_in = rstd, .g = g, .N = N, .H = H};
+    ln_job j = {.dx = dx,
+                .dg = dg,
+                .db = db,
+                .dy = dy,
+                .x = x,
+                .residual = residual,
+                .mean_in = mean,
+                .rstd_in = rstd,
+                .g = g,
+                .N = N,
+                .H = H};
     ln_bwd_rows(&j, 0, N, 1);
 }

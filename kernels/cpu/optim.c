@@ -84,19 +84,39 @@ static void adamw_part(void *arg, int part) {
     adamw_range(j, (size_t)((double)j->n * part / j->parts), (size_t)((double)j->n * (part + 1) / j->parts));
 }
 
-void cpu_adamw(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
-               float beta1, float beta2, float eps, float wd, float grad_scale, int step) {
+void cpu_adamw(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+               float beta2, float eps, float wd, float grad_scale, int step) {
     (void)be;
-    optim_job j = {.p = p, .g = g, .m = m, .v = v, .n = n, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
-                   .wd = wd, .grad_scale = grad_scale, .step = step};
+    optim_job j = {.p = p,
+                   .g = g,
+                   .m = m,
+                   .v = v,
+                   .n = n,
+                   .lr = lr,
+                   .beta1 = beta1,
+                   .beta2 = beta2,
+                   .eps = eps,
+                   .wd = wd,
+                   .grad_scale = grad_scale,
+                   .step = step};
     j.parts = cpu_split((double)n, 1 << 15, (int)(n / 1024 < (1 << 20) ? n / 1024 : (1 << 20)));
     cpu_parallel(j.parts, adamw_part, &j);
 }
 
-void cpu_ref_adamw(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
-                   float beta1, float beta2, float eps, float wd, float grad_scale, int step) {
+void cpu_ref_adamw(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                   float beta2, float eps, float wd, float grad_scale, int step) {
     (void)be;
-    optim_job j = {.p = p, .g = g, .m = m, .v = v, .n = n, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
-                   .wd = wd, .grad_scale = grad_scale, .step = step};
+    optim_job j = {.p = p,
+                   .g = g,
+                   .m = m,
+                   .v = v,
+                   .n = n,
+                   .lr = lr,
+                   .beta1 = beta1,
+                   .beta2 = beta2,
+                   .eps = eps,
+                   .wd = wd,
+                   .grad_scale = grad_scale,
+                   .step = step};
     adamw_range(&j, 0, n);
 }

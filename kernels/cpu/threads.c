@@ -38,8 +38,8 @@
 static pthread_mutex_t g_busy = PTHREAD_MUTEX_INITIALIZER; /* held by the caller running a job */
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;   /* guards everything below */
 static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER, g_done = PTHREAD_COND_INITIALIZER;
-static int g_threads;             /* 0: not resolved yet */
-static int g_workers;             /* started worker threads (g_threads - 1 once started) */
+static int g_threads; /* 0: not resolved yet */
+static int g_workers; /* started worker threads (g_threads - 1 once started) */
 static pthread_t g_tid[MAX_THREADS];
 static unsigned long g_generation;
 static int g_quit, g_running;
@@ -232,8 +232,21 @@ static void gemm_part(void *arg, int part) {
 void cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc, const float *bias) {
     if (M <= 0 || N <= 0) return;
-    gemm_job j = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .A = A, .B = B,
-                  .bias = bias, .C = C, .lda = lda, .ldb = ldb, .ldc = ldc, .align = 16};
+    gemm_job j = {.ta = ta,
+                  .tb = tb,
+                  .M = M,
+                  .N = N,
+                  .K = K,
+                  .alpha = alpha,
+                  .beta = beta,
+                  .A = A,
+                  .B = B,
+                  .bias = bias,
+                  .C = C,
+                  .lda = lda,
+                  .ldb = ldb,
+                  .ldc = ldc,
+                  .align = 16};
     /* split the longer of the two output dimensions */
     j.by_rows = M >= N;
     const int len = j.by_rows ? M : N;

@@ -78,19 +78,18 @@ __device__ __forceinline__ uint32_t warp_keep_rows(const cu_drop &d, const unsig
 
 /* ---------------- forward ---------------- */
 
-__global__ void __launch_bounds__(ATT_THREADS) k_attn_fwd(float *__restrict__ out, float *__restrict__ lse,
-                                                          const float *__restrict__ q, const float *__restrict__ k,
-                                                          const float *__restrict__ v,
-                                                          const int32_t *__restrict__ offsets, int heads, int hd,
-                                                          float scale, cu_drop d) {
+__global__ void __launch_bounds__(ATT_THREADS)
+    k_attn_fwd(float *__restrict__ out, float *__restrict__ lse, const float *__restrict__ q,
+               const float *__restrict__ k, const float *__restrict__ v, const int32_t *__restrict__ offsets, int heads,
+               int hd, float scale, cu_drop d) {
     extern __shared__ float smem[];
     const int b = blockIdx.x, h = blockIdx.y;
     const int t0 = offsets[b], L = offsets[b + 1] - t0;
     if (L <= 0) return;
     const int ld = hd + 1, HS = heads * hd, col0 = h * hd;
-    float *Qs = smem;                  /* [32][hd+1] */
-    float *Ks = Qs + ATT_TILE * ld;    /* [32][hd+1] */
-    float *Vs = Ks + ATT_TILE * ld;    /* [32][hd]   */
+    float *Qs = smem;               /* [32][hd+1] */
+    float *Ks = Qs + ATT_TILE * ld; /* [32][hd+1] */
+    float *Vs = Ks + ATT_TILE * ld; /* [32][hd]   */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
     for (int qs = 0; qs < L; qs += ATT_TILE) {
@@ -192,24 +191,20 @@ __global__ void k_attn_bwd_prep(float *__restrict__ D, const float *__restrict__
 }
 
 /* dK, dV: warp w owns keys ks + 4w .. +3; lane i walks queries qs + i. */
-__global__ void __launch_bounds__(ATT_THREADS) k_attn_bwd_dkdv(float *__restrict__ dk, float *__restrict__ dv,
-                                                               const float *__restrict__ dout,
-                                                               const float *__restrict__ q,
-                                                               const float *__restrict__ k,
-                                                               const float *__restrict__ v,
-                                                               const float *__restrict__ lse,
-                                                               const float *__restrict__ D,
-                                                               const int32_t *__restrict__ offsets, int heads, int hd,
-                                                               float scale, cu_drop d) {
+__global__ void __launch_bounds__(ATT_THREADS)
+    k_attn_bwd_dkdv(float *__restrict__ dk, float *__restrict__ dv, const float *__restrict__ dout,
+                    const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
+                    const float *__restrict__ lse, const float *__restrict__ D, const int32_t *__restrict__ offsets,
+                    int heads, int hd, float scale, cu_drop d) {
     extern __shared__ float smem[];
     const int b = blockIdx.x, h = blockIdx.y;
     const int t0 = offsets[b], L = offsets[b + 1] - t0;
     if (L <= 0) return;
     const int ld = hd + 1, HS = heads * hd, col0 = h * hd;
-    float *Qs = smem;                 /* [32][hd+1] */
-    float *dOs = Qs + ATT_TILE * ld;  /* [32][hd+1] */
-    float *Kw = dOs + ATT_TILE * ld;  /* [32][hd] : this block's 32 keys, 4 per warp */
-    float *Vw = Kw + ATT_TILE * hd;   /* [32][hd] */
+    float *Qs = smem;                /* [32][hd+1] */
+    float *dOs = Qs + ATT_TILE * ld; /* [32][hd+1] */
+    float *Kw = dOs + ATT_TILE * ld; /* [32][hd] : this block's 32 keys, 4 per warp */
+    float *Vw = Kw + ATT_TILE * hd;  /* [32][hd] */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
     for (int ks = 0; ks < L; ks += ATT_TILE) {
@@ -310,22 +305,20 @@ __global__ void __launch_bounds__(ATT_THREADS) k_attn_bwd_dkdv(float *__restrict
 }
 
 /* dQ: warp w owns queries qs + 4w .. +3; lane j walks keys ks + j. */
-__global__ void __launch_bounds__(ATT_THREADS) k_attn_bwd_dq(float *__restrict__ dq, const float *__restrict__ dout,
-                                                             const float *__restrict__ q, const float *__restrict__ k,
-                                                             const float *__restrict__ v,
-                                                             const float *__restrict__ lse,
-                                                             const float *__restrict__ D,
-                                                             const int32_t *__restrict__ offsets, int heads, int hd,
-                                                             float scale, cu_drop d) {
+__global__ void __launch_bounds__(ATT_THREADS)
+    k_attn_bwd_dq(float *__restrict__ dq, const float *__restrict__ dout, const float *__restrict__ q,
+                  const float *__restrict__ k, const float *__restrict__ v, const float *__restrict__ lse,
+                  const float *__restrict__ D, const int32_t *__restrict__ offsets, int heads, int hd, float scale,
+                  cu_drop d) {
     extern __shared__ float smem[];
     const int b = blockIdx.x, h = blockIdx.y;
     const int t0 = offsets[b], L = offsets[b + 1] - t0;
     if (L <= 0) return;
     const int ld = hd + 1, HS = heads * hd, col0 = h * hd;
-    float *Qs = smem;                 /* [32][hd+1] */
-    float *dOs = Qs + ATT_TILE * ld;  /* [32][hd+1] */
-    float *Ks = dOs + ATT_TILE * ld;  /* [32][hd+1] */
-    float *Vs = Ks + ATT_TILE * ld;   /* [32][hd+1] */
+    float *Qs = smem;                /* [32][hd+1] */
+    float *dOs = Qs + ATT_TILE * ld; /* [32][hd+1] */
+    float *Ks = dOs + ATT_TILE * ld; /* [32][hd+1] */
+    float *Vs = Ks + ATT_TILE * ld;  /* [32][hd+1] */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
     for (int qs = 0; qs < L; qs += ATT_TILE) {
@@ -433,8 +426,8 @@ void cu_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q
 }
 
 void cu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *q,
-                      const float *k, const float *v, const float *out, const float *lse, const int32_t *offsets,
-                      int B, int T, int heads, int hd, simcse_dropout d) {
+                      const float *k, const float *v, const float *out, const float *lse, const int32_t *offsets, int B,
+                      int T, int heads, int hd, simcse_dropout d) {
     if (B <= 0 || T <= 0) return;
     check_shape("attention_bwd", B, heads, hd);
     cu_enter(be);
@@ -445,8 +438,8 @@ void cu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const
     k_attn_bwd_prep<<<cu_grid(rows * 32, 256), 256, 0, cu_stream(be)>>>(D, dout, out, T, heads, hd);
     CU_LAUNCH_CHECK("k_attn_bwd_prep");
     dim3 grid(B, heads);
-    k_attn_bwd_dkdv<<<grid, ATT_THREADS, dkdv_smem(hd), cu_stream(be)>>>(dk, dv, dout, q, k, v, lse, D, offsets,
-                                                                         heads, hd, scale, dd);
+    k_attn_bwd_dkdv<<<grid, ATT_THREADS, dkdv_smem(hd), cu_stream(be)>>>(dk, dv, dout, q, k, v, lse, D, offsets, heads,
+                                                                         hd, scale, dd);
     CU_LAUNCH_CHECK("k_attn_bwd_dkdv");
     k_attn_bwd_dq<<<grid, ATT_THREADS, dq_smem(hd), cu_stream(be)>>>(dq, dout, q, k, v, lse, D, offsets, heads, hd,
                                                                      scale, dd);

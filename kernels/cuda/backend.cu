@@ -149,7 +149,7 @@ static void cu_sync(simcse_backend *be) {
 void *cu_scratch(simcse_backend *be, size_t bytes) {
     cu_ctx *c = cu_ctx_of(be);
     if (bytes <= c->scratch_bytes) return c->scratch;
-    size_t want = bytes + bytes / 4;            /* some headroom against repeated growth */
+    size_t want = bytes + bytes / 4; /* some headroom against repeated growth */
     want = (want + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
     if (c->scratch) {
         /* through cu_free (which waits for the stream: earlier ops may still read it), so
@@ -184,24 +184,23 @@ extern "C" int simcse_cuda_available(void) {
 static simcse_backend *g_backends[MAX_DEVICES][2];
 
 /* Constructor failures return NULL + simcse_error(); the partial context is released. */
-#define CU_TRY(call)                                                                              \
-    do {                                                                                          \
-        cudaError_t cu_e_ = (call);                                                               \
-        if (cu_e_ != cudaSuccess) {                                                               \
-            (void)cudaGetLastError();                                                             \
-            simcse_error("cuda backend: %s:%d: %s failed: %s", __FILE__, __LINE__, #call,         \
-                         cudaGetErrorString(cu_e_));                                              \
-            goto fail;                                                                            \
-        }                                                                                         \
+#define CU_TRY(call)                                                                                                  \
+    do {                                                                                                              \
+        cudaError_t cu_e_ = (call);                                                                                   \
+        if (cu_e_ != cudaSuccess) {                                                                                   \
+            (void)cudaGetLastError();                                                                                 \
+            simcse_error("cuda backend: %s:%d: %s failed: %s", __FILE__, __LINE__, #call, cudaGetErrorString(cu_e_)); \
+            goto fail;                                                                                                \
+        }                                                                                                             \
     } while (0)
-#define CUBLAS_TRY(call)                                                                          \
-    do {                                                                                          \
-        cublasStatus_t cu_s_ = (call);                                                            \
-        if (cu_s_ != CUBLAS_STATUS_SUCCESS) {                                                     \
-            simcse_error("cuda backend: %s:%d: %s failed: %s", __FILE__, __LINE__, #call,         \
-                         cublasGetStatusString(cu_s_));                                           \
-            goto fail;                                                                            \
-        }                                                                                         \
+#define CUBLAS_TRY(call)                                                                  \
+    do {                                                                                  \
+        cublasStatus_t cu_s_ = (call);                                                    \
+        if (cu_s_ != CUBLAS_STATUS_SUCCESS) {                                             \
+            simcse_error("cuda backend: %s:%d: %s failed: %s", __FILE__, __LINE__, #call, \
+                         cublasGetStatusString(cu_s_));                                   \
+            goto fail;                                                                    \
+        }                                                                                 \
     } while (0)
 
 extern "C" simcse_backend *simcse_backend_cuda(int device, int bf16) {
@@ -233,8 +232,8 @@ extern "C" simcse_backend *simcse_backend_cuda(int device, int bf16) {
         CU_TRY(cudaSetDevice(device));
         CU_TRY(cudaGetDeviceProperties(&prop, device));
         if (prop.major < 8) {
-            simcse_error("cuda backend: device %d (%s) has compute capability %d.%d; simcse needs 8.0 or newer",
-                         device, prop.name, prop.major, prop.minor);
+            simcse_error("cuda backend: device %d (%s) has compute capability %d.%d; simcse needs 8.0 or newer", device,
+                         prop.name, prop.major, prop.minor);
             goto fail;
         }
         c->sm_count = prop.multiProcessorCount;

@@ -31,18 +31,18 @@ extern "C" {
 
 typedef struct {
     int device;
-    int bf16;                 /* 1: GEMM operands in bf16 (fp32 accumulate), see linear.cu */
+    int bf16; /* 1: GEMM operands in bf16 (fp32 accumulate), see linear.cu */
     cudaStream_t stream;
     cublasHandle_t blas;
     cublasLtHandle_t lt;
-    void *lt_ws;              /* cuBLASLt workspace */
+    void *lt_ws; /* cuBLASLt workspace */
     size_t lt_ws_bytes;
-    void *blas_ws;            /* cuBLAS workspace */
+    void *blas_ws; /* cuBLAS workspace */
     size_t blas_ws_bytes;
-    void *scratch;            /* grown on demand by cu_scratch() */
+    void *scratch; /* grown on demand by cu_scratch() */
     size_t scratch_bytes;
     int sm_count;
-    size_t smem_optin;        /* max dynamic shared memory per block (opt-in) */
+    size_t smem_optin; /* max dynamic shared memory per block (opt-in) */
     /* allocations made through alloc, for the memory statistics */
     void **blk_ptr;
     size_t *blk_size;
@@ -56,18 +56,16 @@ static inline cudaStream_t cu_stream(simcse_backend *be) { return cu_ctx_of(be)-
 /* Records "file:line: what: detail" and exits (ops cannot return an error). */
 [[noreturn]] void cu_fail(const char *file, int line, const char *what, const char *detail);
 
-#define CU_CHECK(call)                                                         \
-    do {                                                                       \
-        cudaError_t cu_e_ = (call);                                            \
-        if (cu_e_ != cudaSuccess)                                              \
-            cu_fail(__FILE__, __LINE__, #call, cudaGetErrorString(cu_e_));     \
+#define CU_CHECK(call)                                                                           \
+    do {                                                                                         \
+        cudaError_t cu_e_ = (call);                                                              \
+        if (cu_e_ != cudaSuccess) cu_fail(__FILE__, __LINE__, #call, cudaGetErrorString(cu_e_)); \
     } while (0)
 
-#define CUBLAS_CHECK(call)                                                     \
-    do {                                                                       \
-        cublasStatus_t cu_s_ = (call);                                         \
-        if (cu_s_ != CUBLAS_STATUS_SUCCESS)                                    \
-            cu_fail(__FILE__, __LINE__, #call, cublasGetStatusString(cu_s_));  \
+#define CUBLAS_CHECK(call)                                                                                    \
+    do {                                                                                                      \
+        cublasStatus_t cu_s_ = (call);                                                                        \
+        if (cu_s_ != CUBLAS_STATUS_SUCCESS) cu_fail(__FILE__, __LINE__, #call, cublasGetStatusString(cu_s_)); \
     } while (0)
 
 /* After a <<<>>> launch: configuration errors show up in cudaGetLastError(). With
@@ -118,10 +116,10 @@ void cu_copy(simcse_backend *be, void *dst, const void *src, size_t bytes);
 void cu_free(simcse_backend *be, void *p);
 
 /* elementwise.cu */
-void cu_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids,
-                  const int32_t *type_ids, const float *word, const float *pos, const float *type, int T, int H);
-void cu_embed_bwd(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout,
-                  const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids, int T, int H);
+void cu_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int32_t *pos_ids, const int32_t *type_ids,
+                  const float *word, const float *pos, const float *type, int T, int H);
+void cu_embed_bwd(simcse_backend *be, float *dword, float *dpos, float *dtype, const float *dout, const int32_t *ids,
+                  const int32_t *pos_ids, const int32_t *type_ids, int T, int H);
 void cu_gelu_fwd(simcse_backend *be, float *y, const float *x, size_t n);
 void cu_gelu_bwd(simcse_backend *be, float *dx, const float *dy, const float *x, size_t n);
 void cu_tanh_fwd(simcse_backend *be, float *y, const float *x, size_t n);
@@ -151,8 +149,8 @@ void cu_attention_init(simcse_backend *be);
 void cu_attention_fwd(simcse_backend *be, float *out, float *lse, const float *q, const float *k, const float *v,
                       const int32_t *offsets, int B, int T, int heads, int hd, simcse_dropout d);
 void cu_attention_bwd(simcse_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *q,
-                      const float *k, const float *v, const float *out, const float *lse, const int32_t *offsets,
-                      int B, int T, int heads, int hd, simcse_dropout d);
+                      const float *k, const float *v, const float *out, const float *lse, const int32_t *offsets, int B,
+                      int T, int heads, int hd, simcse_dropout d);
 
 /* pool.cu */
 void cu_pool_first_fwd(simcse_backend *be, float *out, const float *x, const int32_t *offsets, int B, int H);

@@ -28,9 +28,10 @@
 
 /* ---------------- embeddings ---------------- */
 
-__global__ void k_embed_fwd(float *__restrict__ out, const int32_t *__restrict__ ids, const int32_t *__restrict__ pos_ids,
-                            const int32_t *__restrict__ type_ids, const float *__restrict__ word,
-                            const float *__restrict__ pos, const float *__restrict__ type, int T, int H) {
+__global__ void k_embed_fwd(float *__restrict__ out, const int32_t *__restrict__ ids,
+                            const int32_t *__restrict__ pos_ids, const int32_t *__restrict__ type_ids,
+                            const float *__restrict__ word, const float *__restrict__ pos,
+                            const float *__restrict__ type, int T, int H) {
     const size_t total = (size_t)T * H;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
         const size_t t = i / (size_t)H, h = i % (size_t)H;
@@ -51,9 +52,9 @@ __global__ void k_embed_fwd(float *__restrict__ out, const int32_t *__restrict__
  * thread, and the additions are still exactly the CPU's sequence. */
 #define EMB_THREADS 256
 #define EMB_COLS 4
-__global__ void __launch_bounds__(EMB_THREADS) k_embed_bwd_table(float *__restrict__ table,
-                                                                 const float *__restrict__ dout,
-                                                                 const int32_t *__restrict__ ids, int T, int H) {
+__global__ void __launch_bounds__(EMB_THREADS)
+    k_embed_bwd_table(float *__restrict__ table, const float *__restrict__ dout, const int32_t *__restrict__ ids, int T,
+                      int H) {
     __shared__ int s_rows[EMB_THREADS];
     __shared__ int s_count[EMB_THREADS / 32];
     const int t = blockIdx.x;
@@ -112,8 +113,8 @@ void cu_embed_fwd(simcse_backend *be, float *out, const int32_t *ids, const int3
     if (T <= 0 || H <= 0) return;
     cu_enter(be);
     size_t n = (size_t)T * H;
-    k_embed_fwd<<<cu_grid(n, EW_THREADS), EW_THREADS, 0, cu_stream(be)>>>(out, ids, pos_ids, type_ids, word, pos,
-                                                                           type, T, H);
+    k_embed_fwd<<<cu_grid(n, EW_THREADS), EW_THREADS, 0, cu_stream(be)>>>(out, ids, pos_ids, type_ids, word, pos, type,
+                                                                          T, H);
     CU_LAUNCH_CHECK("k_embed_fwd");
 }
 

@@ -164,8 +164,7 @@ static lt_plan *plan_get(simcse_backend *be, int N, int I, int O, int bf16, int 
     for (int i = 0; i < LT_PLANS; i++) {
         lt_plan *p = &g_plans[i];
         if (p->used && p->dev == c->device && p->N == N && p->I == I && p->O == O && p->bf16 == bf16 &&
-            p->has_bias == has_bias &&
-            p->al_w == al_w && p->al_x == al_x && p->al_y == al_y)
+            p->has_bias == has_bias && p->al_w == al_w && p->al_x == al_x && p->al_y == al_y)
             return p;
     }
     lt_plan *p = &g_plans[g_plans_next];
@@ -197,10 +196,14 @@ static lt_plan *plan_get(simcse_backend *be, int N, int I, int O, int bf16, int 
     size_t ws = c->lt_ws_bytes;
     uint32_t a_w = (uint32_t)al_w, a_x = (uint32_t)al_x, a_y = (uint32_t)al_y;
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a_w, sizeof a_w));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a_x, sizeof a_x));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a_y, sizeof a_y));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a_y, sizeof a_y));
+    CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a_w, sizeof a_w));
+    CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a_x, sizeof a_x));
+    CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a_y, sizeof a_y));
+    CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a_y, sizeof a_y));
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
     cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(c->lt, p->op, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &found);
@@ -259,8 +262,7 @@ void cu_linear_fwd(simcse_backend *be, float *out, const float *in, const float 
         cublasStatus_t st = cublasLtMatmul(c->lt, p->op, &alpha, A, p->la, X, p->lb, &beta, out, p->lc, out, p->lc,
                                            &p->algo, c->lt_ws, p->ws, cu_stream(be));
         if (st == CUBLAS_STATUS_SUCCESS) return;
-        if (st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE)
-            CUBLAS_CHECK(st);
+        if (st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE) CUBLAS_CHECK(st);
         p->ok = 0; /* remember: this shape goes through the fallback from now on */
     }
     linear_fwd_fallback(be, out, X, A, b, N, I, O, ab);

@@ -81,9 +81,9 @@ __device__ double block_sum_d(double v, double *sm) {
 
 /* Row i of S [B, C] (cosines) -> row loss and, in place, G = (softmax - onehot) * gscale.
  * Anchor i's target is column target0 + i; hn_col + i (hn_col < 0: none) gets hn_weight. */
-__global__ void __launch_bounds__(NCE_THREADS) k_infonce_rows(float *S, double *row_loss, int C, int target0,
-                                                              int hn_col, double inv_temp, double hn_weight,
-                                                              double gscale) {
+__global__ void __launch_bounds__(NCE_THREADS)
+    k_infonce_rows(float *S, double *row_loss, int C, int target0, int hn_col, double inv_temp, double hn_weight,
+                   double gscale) {
     __shared__ double sm[32];
     const int i = blockIdx.x;
     float *row = S + (size_t)i * C;

@@ -22,11 +22,10 @@
 #define LN_WARPS 8
 #define LN_CACHE 32 /* values per lane kept in registers: H <= 1024 fully cached */
 
-__global__ void __launch_bounds__(LN_WARPS * 32) k_ln_fwd(float *y, float *__restrict__ mean,
-                                                          float *__restrict__ rstd, const float *x,
-                                                          const float *__restrict__ res,
-                                                          const float *__restrict__ g,
-                                                          const float *__restrict__ bta, int N, int H, float eps) {
+__global__ void __launch_bounds__(LN_WARPS * 32)
+    k_ln_fwd(float *y, float *__restrict__ mean, float *__restrict__ rstd, const float *x,
+             const float *__restrict__ res, const float *__restrict__ g, const float *__restrict__ bta, int N, int H,
+             float eps) {
     const int lane = threadIdx.x & 31;
     const int n = blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
     if (n >= N) return;
@@ -71,11 +70,10 @@ __global__ void __launch_bounds__(LN_WARPS * 32) k_ln_fwd(float *y, float *__res
 }
 
 /* dx = rstd * (gx - mean(gx) - xhat * mean(gx * xhat)), gx = dy * g. dx may alias dy. */
-__global__ void __launch_bounds__(LN_WARPS * 32) k_ln_bwd_dx(float *dx, const float *dy, const float *__restrict__ x,
-                                                             const float *__restrict__ res,
-                                                             const float *__restrict__ mean,
-                                                             const float *__restrict__ rstd,
-                                                             const float *__restrict__ g, int N, int H) {
+__global__ void __launch_bounds__(LN_WARPS * 32)
+    k_ln_bwd_dx(float *dx, const float *dy, const float *__restrict__ x, const float *__restrict__ res,
+                const float *__restrict__ mean, const float *__restrict__ rstd, const float *__restrict__ g, int N,
+                int H) {
     const int lane = threadIdx.x & 31;
     const int n = blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
     if (n >= N) return;

@@ -31,8 +31,8 @@ __device__ double block_sum_double(double v, double *sm) {
     return r; /* valid in thread 0 */
 }
 
-__global__ void __launch_bounds__(SQ_THREADS) k_sumsq_stage1(double *__restrict__ partial, const float *__restrict__ x,
-                                                             size_t n) {
+__global__ void __launch_bounds__(SQ_THREADS)
+    k_sumsq_stage1(double *__restrict__ partial, const float *__restrict__ x, size_t n) {
     __shared__ double sm[32];
     double s = 0.0;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -43,8 +43,8 @@ __global__ void __launch_bounds__(SQ_THREADS) k_sumsq_stage1(double *__restrict_
     if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
-__global__ void __launch_bounds__(SQ_THREADS) k_sumsq_stage2(double *__restrict__ out,
-                                                             const double *__restrict__ partial, int nparts) {
+__global__ void __launch_bounds__(SQ_THREADS)
+    k_sumsq_stage2(double *__restrict__ out, const double *__restrict__ partial, int nparts) {
     __shared__ double sm[32];
     double s = 0.0;
     for (int i = threadIdx.x; i < nparts; i += blockDim.x) s += partial[i];

@@ -15,8 +15,7 @@ __global__ void k_pool_first_fwd(float *__restrict__ out, const float *__restric
                                  const int32_t *__restrict__ offsets, int H) {
     const int b = blockIdx.x;
     const int t0 = offsets[b], t1 = offsets[b + 1];
-    for (int h = threadIdx.x; h < H; h += blockDim.x)
-        out[(size_t)b * H + h] = t1 > t0 ? x[(size_t)t0 * H + h] : 0.0f;
+    for (int h = threadIdx.x; h < H; h += blockDim.x) out[(size_t)b * H + h] = t1 > t0 ? x[(size_t)t0 * H + h] : 0.0f;
 }
 
 __global__ void k_pool_first_bwd(float *__restrict__ dx, const float *__restrict__ dout,

@@ -53,7 +53,7 @@ typedef struct {
     unsigned long long subseq; /* cu_dropout_subsequence(step, site) */
     const int32_t *row_ids;    /* device memory [T], or NULL: the row is the packed index */
     uint32_t threshold;
-    float keep_scale;   /* 1 / (1 - p), or 0 when p >= 1 (everything dropped) */
+    float keep_scale; /* 1 / (1 - p), or 0 when p >= 1 (everything dropped) */
     int active;
 } cu_drop;
 

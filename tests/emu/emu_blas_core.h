@@ -30,7 +30,7 @@ inline float bf16_to_f32(uint16_t h) {
     memcpy(&f, &u, 4);
     return f;
 }
-inline uint16_t f32_to_bf16(float f) {  // round to nearest even; NaN stays NaN
+inline uint16_t f32_to_bf16(float f) { // round to nearest even; NaN stays NaN
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
@@ -45,7 +45,7 @@ inline float f16_to_f32(uint16_t h) {
         u = s | ((e + 112) << 23) | (m << 13);
     else if (!m)
         u = s;
-    else {  // subnormal half: renormalise
+    else { // subnormal half: renormalise
         int sh = 0;
         while (!(m & 0x400)) m <<= 1, sh++;
         u = s | ((uint32_t)(113 - sh) << 23) | ((m & 0x3ff) << 13);
@@ -54,14 +54,14 @@ inline float f16_to_f32(uint16_t h) {
     memcpy(&f, &u, 4);
     return f;
 }
-inline uint16_t f32_to_f16(float f) {  // round to nearest even, overflow to infinity
+inline uint16_t f32_to_f16(float f) { // round to nearest even, overflow to infinity
     uint32_t u;
     memcpy(&u, &f, 4);
     uint16_t s = (uint16_t)((u >> 16) & 0x8000);
     uint32_t a = u & 0x7fffffffu;
     if (a > 0x7f800000u) return (uint16_t)(s | 0x7e00);
-    if (a >= 0x477ff000u) return (uint16_t)(s | 0x7c00);  // rounds to >= 65520: infinity
-    if (a < 0x38800000u) {                                // below the smallest normal half
+    if (a >= 0x477ff000u) return (uint16_t)(s | 0x7c00); // rounds to >= 65520: infinity
+    if (a < 0x38800000u) {                               // below the smallest normal half
         float t;
         memcpy(&t, &a, 4);
         // t * 2^24 in [0, 1024): the subnormal mantissa, rounded to nearest even by rintf
@@ -70,7 +70,7 @@ inline uint16_t f32_to_f16(float f) {  // round to nearest even, overflow to inf
     uint32_t r = a + 0xfffu + ((a >> 13) & 1u);
     return (uint16_t)(s | (uint16_t)((r - 0x38000000u) >> 13));
 }
-inline float round_tf32(float f) {  // 10 mantissa bits, nearest even
+inline float round_tf32(float f) { // 10 mantissa bits, nearest even
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7f800000u) == 0x7f800000u) return f;
@@ -120,8 +120,8 @@ inline void store(cudaDataType t, void *p, int64_t i, double v) {
     }
 }
 
-enum class Acc { F16, F32, F64 };       // the accumulator
-enum class Narrow { None, TF32, BF16, F16 };  // down-conversion of fp32 inputs (FAST_* types)
+enum class Acc { F16, F32, F64 };            // the accumulator
+enum class Narrow { None, TF32, BF16, F16 }; // down-conversion of fp32 inputs (FAST_* types)
 
 // One stored matrix: rows x cols as stored (before op), leading dimension ld, column-major
 // unless row_major.
@@ -136,16 +136,16 @@ struct Mat {
 enum Epi : unsigned {
     EPI_RELU = 1u << 0,
     EPI_GELU = 1u << 1,
-    EPI_BIAS = 1u << 2,       // D[i][j] += bias[i] before the activation
-    EPI_AUX_OUT = 1u << 3,    // aux[i][j] = the activation's input
-    EPI_DGELU = 1u << 4,      // D[i][j] *= gelu'(aux[i][j])
-    EPI_BGRAD_D = 1u << 5,    // bias[i] = sum_j D[i][j] (after DGELU)
-    EPI_BGRAD_A = 1u << 6,    // bias[i] = sum_l op(A)[i][l]
-    EPI_BGRAD_B = 1u << 7,    // bias[j] = sum_l op(B)[l][j]
+    EPI_BIAS = 1u << 2,    // D[i][j] += bias[i] before the activation
+    EPI_AUX_OUT = 1u << 3, // aux[i][j] = the activation's input
+    EPI_DGELU = 1u << 4,   // D[i][j] *= gelu'(aux[i][j])
+    EPI_BGRAD_D = 1u << 5, // bias[i] = sum_j D[i][j] (after DGELU)
+    EPI_BGRAD_A = 1u << 6, // bias[i] = sum_l op(A)[i][l]
+    EPI_BGRAD_B = 1u << 7, // bias[j] = sum_l op(B)[l][j]
 };
 
 struct Gemm {
-    bool ta = false, tb = false;  // op(A) = A^T, op(B) = B^T
+    bool ta = false, tb = false; // op(A) = A^T, op(B) = B^T
     int64_t m = 0, n = 0, k = 0;
     Mat A{}, B{}, C{}, D{};
     double alpha = 1, beta = 0;
@@ -156,12 +156,12 @@ struct Gemm {
     cudaDataType bias_t = CUDA_R_32F;
     void *aux = nullptr;
     cudaDataType aux_t = CUDA_R_32F;
-    int64_t aux_ld = 0;  // column-major
+    int64_t aux_ld = 0; // column-major
 };
 
 // cuBLASLt's GELU is the tanh approximation.
 inline float gelu_tanh(float x) {
-    const float c = 0.7978845608028654f;  // sqrt(2 / pi)
+    const float c = 0.7978845608028654f; // sqrt(2 / pi)
     return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
 }
 inline float gelu_tanh_grad(float x) {
@@ -243,4 +243,4 @@ inline void run(const Gemm &g) {
         }
 }
 
-}  // namespace emu_blas
+} // namespace emu_blas

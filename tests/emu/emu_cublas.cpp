@@ -46,7 +46,7 @@ void check_device(cublasHandle_t h, const char *call) {
                  h->device, dev);
 }
 
-}  // namespace
+} // namespace
 
 extern "C" {
 
@@ -242,4 +242,4 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
     return CUBLAS_STATUS_SUCCESS;
 }
 
-}  // extern "C"
+} // extern "C"

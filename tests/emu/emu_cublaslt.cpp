@@ -47,14 +47,14 @@ struct emu_lt_matmul_desc {
     int64_t bias_batch_stride;
     void *aux;
     int64_t aux_ld, aux_batch_stride;
-    int32_t aux_type, bias_type;  // -1: the default (D's type)
+    int32_t aux_type, bias_type; // -1: the default (D's type)
 };
 
 struct emu_lt_pref {
     uint32_t search_mode;
     uint64_t max_workspace;
     uint32_t reduction_mask;
-    uint32_t align[4];  // A, B, C, D
+    uint32_t align[4]; // A, B, C, D
 };
 
 namespace {
@@ -62,7 +62,7 @@ namespace {
 std::mutex g_lock;
 std::set<cublasLtHandle_t> g_live;
 
-const uint64_t ALGO_MAGIC = 0x656d754c74416c67ull;  // "emuLtAlg"
+const uint64_t ALGO_MAGIC = 0x656d754c74416c67ull; // "emuLtAlg"
 
 cublasStatus_t check_handle(cublasLtHandle_t h, const char *call) {
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
@@ -78,7 +78,7 @@ template <class T> cublasStatus_t set_attr(T *dst, const void *buf, size_t size)
     return CUBLAS_STATUS_SUCCESS;
 }
 template <class T> cublasStatus_t get_attr(const T *src, void *buf, size_t size, size_t *written) {
-    if (size == 0 && written) {  // size query
+    if (size == 0 && written) { // size query
         *written = sizeof(T);
         return CUBLAS_STATUS_SUCCESS;
     }
@@ -108,21 +108,21 @@ bool uses_bias_pointer(uint32_t e) {
 struct Problem {
     emu_blas::Gemm g;
     int scale_bytes;
-    uint64_t key;  // types, ops, epilogue, orders
+    uint64_t key; // types, ops, epilogue, orders
 };
 
 uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x100000001b3ull; }
 
 // The checks cublasLtMatmulAlgoGetHeuristic and cublasLtMatmul share. Fills p.g's shapes,
 // types and epilogue (not the data pointers).
-cublasStatus_t validate(const char *call, const emu_lt_matmul_desc *d, const emu_lt_layout *A,
-                        const emu_lt_layout *B, const emu_lt_layout *C, const emu_lt_layout *D, Problem &p) {
+cublasStatus_t validate(const char *call, const emu_lt_matmul_desc *d, const emu_lt_layout *A, const emu_lt_layout *B,
+                        const emu_lt_layout *C, const emu_lt_layout *D, Problem &p) {
     using emu_blas::Acc;
     using emu_blas::Narrow;
     if (!d || !A || !B || !C || !D) return CUBLAS_STATUS_INVALID_VALUE;
     auto op_ok = [](int32_t o) { return o == CUBLAS_OP_N || o == CUBLAS_OP_T || o == CUBLAS_OP_C; };
     if (!op_ok(d->transa) || !op_ok(d->transb)) return CUBLAS_STATUS_INVALID_VALUE;
-    if (d->transc != CUBLAS_OP_N) return CUBLAS_STATUS_NOT_SUPPORTED;  // "only CUBLAS_OP_N is supported"
+    if (d->transc != CUBLAS_OP_N) return CUBLAS_STATUS_NOT_SUPPORTED; // "only CUBLAS_OP_N is supported"
     const emu_lt_layout *all[4] = {A, B, C, D};
     for (const emu_lt_layout *l : all) {
         if (l->order != CUBLASLT_ORDER_COL && l->order != CUBLASLT_ORDER_ROW)
@@ -208,7 +208,7 @@ cublasStatus_t validate(const char *call, const emu_lt_matmul_desc *d, const emu
         emu_fail(call, "epilogue %u (ReLU bit-mask) is valid in cuBLASLt but not emulated", (unsigned)e);
     default: return CUBLAS_STATUS_INVALID_VALUE;
     }
-    if (epi && g.acc != Acc::F32) return CUBLAS_STATUS_NOT_SUPPORTED;  // epilogues: fp32 compute only
+    if (epi && g.acc != Acc::F32) return CUBLAS_STATUS_NOT_SUPPORTED; // epilogues: fp32 compute only
     if (uses_bias_pointer(e)) {
         // the bias (or its gradient) has D's type by default; fp32 is allowed for 16-bit outputs
         cudaDataType bt = d->bias_type == -1 ? ct : (cudaDataType)d->bias_type;
@@ -244,7 +244,7 @@ cublasStatus_t validate(const char *call, const emu_lt_matmul_desc *d, const emu
 
 unsigned cap16(unsigned a) { return a < 16 ? a : 16; }
 
-}  // namespace
+} // namespace
 
 extern "C" {
 
@@ -467,12 +467,13 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t
     if ((need_bias && !computeDesc->bias) || (need_aux && !computeDesc->aux)) return CUBLAS_STATUS_INVALID_VALUE;
     if (algo) {
         if (algo->data[0] != ALGO_MAGIC || algo->data[1] != p.key) return CUBLAS_STATUS_INVALID_VALUE;
-        const void *ptrs[6] = {A, B, C, D, need_bias ? computeDesc->bias : nullptr, need_aux ? computeDesc->aux : nullptr};
+        const void *ptrs[6] = {
+            A, B, C, D, need_bias ? computeDesc->bias : nullptr, need_aux ? computeDesc->aux : nullptr};
         for (int i = 0; i < 6; i++)
             if (ptrs[i] && ptr_align(ptrs[i]) < algo->data[2 + i]) return CUBLAS_STATUS_INVALID_VALUE;
     }
     (void)workspace;
-    (void)workspaceSizeInBytes;  // the stand-in's algorithms need no workspace
+    (void)workspaceSizeInBytes; // the stand-in's algorithms need no workspace
     int dev = -1;
     if (cudaGetDevice(&dev) != cudaSuccess || dev != lightHandle->device)
         emu_fail(call, "the handle belongs to device %d but device %d is current", lightHandle->device, dev);
@@ -491,8 +492,9 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t
     g.bias = const_cast<void *>(computeDesc->bias);
     g.aux = computeDesc->aux;
     // a queueing error (e.g. the legacy stream during a capture) is a failed launch for cuBLASLt
-    if (emu_stream_submit(stream, call, [g] { emu_blas::run(g); }) != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+    if (emu_stream_submit(stream, call, [g] { emu_blas::run(g); }) != cudaSuccess)
+        return CUBLAS_STATUS_EXECUTION_FAILED;
     return CUBLAS_STATUS_SUCCESS;
 }
 
-}  // extern "C"
+} // extern "C"

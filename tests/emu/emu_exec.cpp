@@ -92,8 +92,8 @@ struct stack_pool {
             free_list.pop_back();
             return s;
         }
-        void *m = mmap(NULL, STACK_BYTES + GUARD_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                       -1, 0);
+        void *m = mmap(NULL, STACK_BYTES + GUARD_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED) emu_fail("emu", "cannot map a %zu-byte fiber stack", STACK_BYTES);
         mprotect(m, GUARD_BYTES, PROT_NONE); /* overflow: a fault, not a silent overwrite */
         return stack_mem{(char *)m + GUARD_BYTES};
@@ -175,7 +175,7 @@ static void describe_place(char *buf, size_t n) {
              t.view.tid.z);
 }
 
-}  // namespace emu
+} // namespace emu
 
 void emu_fail(const char *where, const char *fmt, ...) {
     char msg[2048], place[512];
@@ -285,7 +285,8 @@ static void release_barrier(block_run *b) {
     int count = 0;
     for (auto &t : b->th)
         if (t.state == ST_BARRIER) {
-            if (!first) first = &t;
+            if (!first)
+                first = &t;
             else if (t.bar_site != first->bar_site && strcmp(t.bar_site, first->bar_site) != 0) {
                 b->cur = first->linear;
                 fail_in_kernel("divergent barrier",
@@ -299,7 +300,10 @@ static void release_barrier(block_run *b) {
     const int all = count == b->n_at_barrier;
     for (auto &t : b->th)
         if (t.state == ST_BARRIER) {
-            t.bar_result = t.bar_kind == BAR_COUNT ? count : t.bar_kind == BAR_AND ? all : t.bar_kind == BAR_OR ? count > 0 : 0;
+            t.bar_result = t.bar_kind == BAR_COUNT ? count
+                           : t.bar_kind == BAR_AND ? all
+                           : t.bar_kind == BAR_OR  ? count > 0
+                                                   : 0;
             push_runnable(b, t.linear);
         }
     b->n_at_barrier = 0;
@@ -390,7 +394,8 @@ void collective(unsigned mask, const void *in, size_t in_bytes, void *out, size_
                            b->n_threads);
         const thread_rec &o = b->th[(size_t)j];
         if (o.state == ST_DONE)
-            fail_in_kernel(what, "lane %d of the mask 0x%08x never arrives: %s", l, mask, state_name(o, buf, sizeof buf));
+            fail_in_kernel(what, "lane %d of the mask 0x%08x never arrives: %s", l, mask,
+                           state_name(o, buf, sizeof buf));
         if (o.state != ST_COLL || o.c_mask != mask || (o.c_what != what && strcmp(o.c_what, what))) complete = 0;
     }
     if (complete) {
@@ -468,7 +473,8 @@ void match_any_combine(const void *ins, void *outs, unsigned mask, void *) {
 
 static void *smem_alloc(size_t bytes, size_t align) {
     void *p = NULL;
-    if (posix_memalign(&p, align < 16 ? 16 : align, bytes) != 0) emu_fail("emu", "out of host memory for shared memory");
+    if (posix_memalign(&p, align < 16 ? 16 : align, bytes) != 0)
+        emu_fail("emu", "out of host memory for shared memory");
     memset(p, 0xff, bytes);
     return p;
 }
@@ -486,8 +492,10 @@ void *static_shared(size_t bytes, size_t align, const void *key, const char *nam
         if (s.first == key) return s.second;
     b->static_bytes += bytes;
     if (b->static_bytes > SMEM_DEFAULT)
-        fail_in_kernel("__shared__", "static shared memory reaches %zu bytes with '%s' (sm_90 allows 48 KiB of static "
-                       "shared memory per block)", b->static_bytes, name);
+        fail_in_kernel("__shared__",
+                       "static shared memory reaches %zu bytes with '%s' (sm_90 allows 48 KiB of static "
+                       "shared memory per block)",
+                       b->static_bytes, name);
     if (b->static_bytes + b->dyn_bytes > SMEM_OPTIN_MAX)
         fail_in_kernel("__shared__", "static (%zu) plus dynamic (%zu) shared memory exceed sm_90's %zu bytes per block",
                        b->static_bytes, b->dyn_bytes, SMEM_OPTIN_MAX);
@@ -510,7 +518,7 @@ static void orders_init(void) {
     g_seed = s && *s ? strtoull(s, NULL, 0) : 0x5eed;
 }
 
-}  // namespace emu
+} // namespace emu
 
 void emu_set_orders(int orders, unsigned long long seed) {
     emu::g_orders = orders < 1 ? 1 : orders;
@@ -529,8 +537,8 @@ void emu_warp_collective(unsigned mask, const void *in, size_t in_bytes, void *o
 
 namespace emu {
 
-static void run_block(block_run *b, const launch_site &site, const std::function<void()> &body, uint3 bid,
-                      int random, unsigned long long seed, std::vector<thread_rec> &recs) {
+static void run_block(block_run *b, const launch_site &site, const std::function<void()> &body, uint3 bid, int random,
+                      unsigned long long seed, std::vector<thread_rec> &recs) {
     b->site = &site;
     b->body = &body;
     b->info.bid = bid;
@@ -638,14 +646,15 @@ static void run_grid(const launch_site &site, const std::vector<ptr_arg> &ptrs, 
                 const size_t w = i & ~(size_t)3;
                 float f0 = 0, f1 = 0;
                 if (w + 4 <= s.size) memcpy(&f0, &s.first[w], 4), memcpy(&f1, s.base + w, 4);
-                emu_fail(site.name,
-                         "the result depends on the thread order (a race: a missing __syncthreads / __syncwarp, two "
-                         "threads writing one element, or an order-dependent atomic): byte %zu of the %zu-byte "
-                         "allocation at %p is 0x%02x in lane order and 0x%02x in random order %d (seed 0x%llx; as "
-                         "floats %g vs %g); launched at %s:%d",
-                         i, s.size, (void *)s.base, (unsigned char)s.first[i], (unsigned char)s.base[i], o,
-                         (unsigned long long)(g_seed ^ (launch_no * 0x9E3779B97F4A7C15ull) ^ ((unsigned long long)o << 48)),
-                         (double)f0, (double)f1, site.file, site.line);
+                emu_fail(
+                    site.name,
+                    "the result depends on the thread order (a race: a missing __syncthreads / __syncwarp, two "
+                    "threads writing one element, or an order-dependent atomic): byte %zu of the %zu-byte "
+                    "allocation at %p is 0x%02x in lane order and 0x%02x in random order %d (seed 0x%llx; as "
+                    "floats %g vs %g); launched at %s:%d",
+                    i, s.size, (void *)s.base, (unsigned char)s.first[i], (unsigned char)s.base[i], o,
+                    (unsigned long long)(g_seed ^ (launch_no * 0x9E3779B97F4A7C15ull) ^ ((unsigned long long)o << 48)),
+                    (double)f0, (double)f1, site.file, site.line);
             }
         }
     }
@@ -694,9 +703,8 @@ cudaError_t launch_kernel(const launch_site &site, const void *kfn, std::vector<
     }
     const unsigned long long no = g_launch_no++;
     launch_site s = site;
-    return submit(site.stream, site.name, WORK_KERNEL, [s, ptrs = std::move(ptrs), body = std::move(body), no] {
-        run_grid(s, ptrs, body, no);
-    });
+    return submit(site.stream, site.name, WORK_KERNEL,
+                  [s, ptrs = std::move(ptrs), body = std::move(body), no] { run_grid(s, ptrs, body, no); });
 }
 
-}  // namespace emu
+} // namespace emu

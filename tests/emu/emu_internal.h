@@ -36,6 +36,6 @@ constexpr int SM_COUNT = 132;
 
 void note_kernel_executed();
 
-}  // namespace emu
+} // namespace emu
 
 #endif

@@ -42,7 +42,7 @@
 
 namespace {
 
-const uint64_t ID_MAGIC = 0x4c43434e756d65ull;  // "emuNCCL"
+const uint64_t ID_MAGIC = 0x4c43434e756d65ull; // "emuNCCL"
 
 enum Kind { ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER };
 const char *kind_name(Kind k) {
@@ -53,7 +53,7 @@ struct Entry {
     Kind kind;
     const void *send;
     void *recv;
-    size_t count;  // AllReduce: count; AllGather: sendcount; ReduceScatter: recvcount
+    size_t count; // AllReduce: count; AllGather: sendcount; ReduceScatter: recvcount
     ncclDataType_t type;
     ncclRedOp_t op;
 };
@@ -70,7 +70,7 @@ struct Group {
     int nranks;
     std::mutex mu;
     std::condition_variable cv;
-    std::vector<int> device;  // per rank, -1 until joined
+    std::vector<int> device; // per rank, -1 until joined
     int joined = 0;
     int aborted_by = -1;
     std::map<uint64_t, Slot> slots;
@@ -80,12 +80,12 @@ struct CommState {
     std::shared_ptr<Group> g;
     int rank, nranks, device;
     uint64_t next_seq = 0;
-    ncclResult_t async = ncclSuccess;  // guarded by g->mu
+    ncclResult_t async = ncclSuccess; // guarded by g->mu
 };
 
 std::mutex g_reg_mu;
 std::map<uint64_t, std::weak_ptr<Group>> g_groups;
-std::set<uint64_t> g_issued;  // keys made by ncclGetUniqueId in this process
+std::set<uint64_t> g_issued; // keys made by ncclGetUniqueId in this process
 
 thread_local std::string t_last_error;
 thread_local int t_group_depth = 0;
@@ -167,7 +167,9 @@ void store(ncclDataType_t t, void *p, size_t i, double v) {
 
 // Exact integer reductions of 64-bit values would lose bits through double: the stand-in
 // reduces integers through int64 arithmetic instead.
-bool is_int(ncclDataType_t t) { return t == ncclInt8 || t == ncclUint8 || t == ncclInt32 || t == ncclUint32 || t == ncclInt64 || t == ncclUint64; }
+bool is_int(ncclDataType_t t) {
+    return t == ncclInt8 || t == ncclUint8 || t == ncclInt32 || t == ncclUint32 || t == ncclInt64 || t == ncclUint64;
+}
 
 double reduce2(ncclRedOp_t op, ncclDataType_t t, double a, double b) {
     switch (op) {
@@ -240,7 +242,7 @@ void execute(Group &g, uint64_t seq, Slot &s) {
 void run_collective(const std::shared_ptr<CommState> &cs, uint64_t seq, Entry e) {
     Group &g = *cs->g;
     std::unique_lock<std::mutex> lk(g.mu);
-    if (cs->async != ncclSuccess) return;  // the group was aborted before this work ran
+    if (cs->async != ncclSuccess) return; // the group was aborted before this work ran
     Slot &s = g.slots[seq];
     if (s.e.empty()) {
         s.e.resize((size_t)g.nranks);
@@ -276,7 +278,7 @@ void run_collective(const std::shared_ptr<CommState> &cs, uint64_t seq, Entry e)
     if (++s.left == s.arrived && (s.done || g.aborted_by >= 0)) g.slots.erase(seq);
 }
 
-}  // namespace
+} // namespace
 
 // The API handle; the state lives on while queued work still refers to it.
 struct ncclComm {
@@ -338,7 +340,8 @@ ncclResult_t collective(const char *call, Kind kind, const void *send, void *rec
         }
     }
     const int ts = type_size(type);
-    if (ts == 0 || (int)type < 0 || type >= ncclNumTypes) return nccl_error(ncclInvalidArgument, call, "invalid type %d", (int)type);
+    if (ts == 0 || (int)type < 0 || type >= ncclNumTypes)
+        return nccl_error(ncclInvalidArgument, call, "invalid type %d", (int)type);
     if (kind != ALL_GATHER && ((int)op < 0 || op >= ncclNumOps))
         return nccl_error(ncclInvalidArgument, call, "invalid reduction operation %d", (int)op);
     const size_t n = (size_t)cs->nranks;
@@ -373,7 +376,7 @@ ncclResult_t collective(const char *call, Kind kind, const void *send, void *rec
     });
 }
 
-}  // namespace
+} // namespace
 
 extern "C" {
 
@@ -388,7 +391,8 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId *uniqueId) {
     static std::mt19937_64 rng(std::random_device{}());
     std::lock_guard<std::mutex> lk(g_reg_mu);
     uint64_t key;
-    do key = rng(); while (g_issued.count(key));
+    do key = rng();
+    while (g_issued.count(key));
     g_issued.insert(key);
     memset(uniqueId, 0, sizeof *uniqueId);
     uint64_t pid = (uint64_t)getpid();
@@ -407,7 +411,8 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId commId,
     memcpy(&magic, commId.internal, 8);
     memcpy(&pid, commId.internal + 8, 8);
     memcpy(&key, commId.internal + 16, 8);
-    if (magic != ID_MAGIC) return nccl_error(ncclInvalidArgument, call, "the unique id was not made by ncclGetUniqueId");
+    if (magic != ID_MAGIC)
+        return nccl_error(ncclInvalidArgument, call, "the unique id was not made by ncclGetUniqueId");
     if (pid != (uint64_t)getpid())
         return nccl_error(ncclInvalidUsage, call,
                           "the unique id was made by process %llu: the harness's NCCL runs ranks as threads of one "
@@ -435,8 +440,8 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId commId,
         if (g->device[(size_t)rank] >= 0) return nccl_error(ncclInvalidUsage, call, "rank %d joined twice", rank);
         for (int r = 0; r < nranks; r++)
             if (g->device[(size_t)r] == dev)
-                return nccl_error(ncclInvalidUsage, call, "Duplicate GPU detected: rank %d and rank %d both on device %d",
-                                  rank, r, dev);
+                return nccl_error(ncclInvalidUsage, call,
+                                  "Duplicate GPU detected: rank %d and rank %d both on device %d", rank, r, dev);
         g->device[(size_t)rank] = dev;
         g->joined++;
         g->cv.notify_all();
@@ -473,7 +478,7 @@ ncclResult_t ncclCommAbort(ncclComm_t comm) {
         Group &g = *comm->s->g;
         std::lock_guard<std::mutex> lk(g.mu);
         if (g.aborted_by < 0) g.aborted_by = comm->s->rank;
-        comm->s->async = ncclRemoteError;  // this rank's queued collectives do nothing
+        comm->s->async = ncclRemoteError; // this rank's queued collectives do nothing
         g.cv.notify_all();
     }
     std::lock_guard<std::mutex> lk(g_comms_mu);
@@ -564,4 +569,4 @@ ncclResult_t ncclGroupEnd(void) {
     return first;
 }
 
-}  // extern "C"
+} // extern "C"

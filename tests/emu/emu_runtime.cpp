@@ -62,7 +62,7 @@ struct alloc_info {
 };
 static std::map<uintptr_t, alloc_info> g_allocs; /* device memory */
 static std::map<uintptr_t, size_t> g_pinned;     /* page-locked host memory */
-static std::map<const void *, int> g_func_smem;   /* cudaFuncAttributeMaxDynamicSharedMemorySize */
+static std::map<const void *, int> g_func_smem;  /* cudaFuncAttributeMaxDynamicSharedMemorySize */
 static size_t g_in_use[64];
 
 static simcse_cuda_counters g_count;
@@ -104,7 +104,7 @@ struct gnode {
 
 struct capture;
 
-}  // namespace emu
+} // namespace emu
 
 struct CUstream_st {
     int device;
@@ -119,9 +119,9 @@ struct CUstream_st {
 
 struct CUevent_st {
     unsigned flags;
-    emu::work_p w;              /* the work the event completes with */
-    std::shared_ptr<double> t;  /* host time when it completed (seconds) */
-    emu::capture *cap;          /* recorded in a capture */
+    emu::work_p w;             /* the work the event completes with */
+    std::shared_ptr<double> t; /* host time when it completed (seconds) */
+    emu::capture *cap;         /* recorded in a capture */
     emu::gnode *cap_node;
     int recorded;
 };
@@ -346,8 +346,10 @@ static void complete(std::unique_lock<std::mutex> &lk, work_p target) {
                 break;
             }
         if (next) {
-            if (next->state == 1) g_cv.wait(lk); /* another host thread runs it */
-            else stack.push_back(next);
+            if (next->state == 1)
+                g_cv.wait(lk); /* another host thread runs it */
+            else
+                stack.push_back(next);
             continue;
         }
         if (top->state == 1) {
@@ -377,7 +379,7 @@ static void drain_device(std::unique_lock<std::mutex> &lk, int dev) {
     complete(lk, legacy_stream(dev)->last);
 }
 
-}  // namespace emu
+} // namespace emu
 
 using namespace emu;
 
@@ -407,15 +409,19 @@ extern "C" const char *cudaGetErrorName(cudaError_t e) {
     switch (e) {
 #define E(x) \
     case x: return #x;
-        E(cudaSuccess) E(cudaErrorInvalidValue) E(cudaErrorMemoryAllocation) E(cudaErrorInitializationError)
-        E(cudaErrorInvalidConfiguration) E(cudaErrorInvalidPitchValue) E(cudaErrorInvalidSymbol)
-        E(cudaErrorInvalidDevicePointer) E(cudaErrorInvalidMemcpyDirection) E(cudaErrorInvalidResourceHandle)
-        E(cudaErrorIllegalState) E(cudaErrorNotReady) E(cudaErrorIllegalAddress) E(cudaErrorLaunchOutOfResources)
-        E(cudaErrorNoDevice) E(cudaErrorInvalidDevice) E(cudaErrorStreamCaptureUnsupported)
-        E(cudaErrorStreamCaptureInvalidated) E(cudaErrorStreamCaptureMerge) E(cudaErrorStreamCaptureUnmatched)
-        E(cudaErrorStreamCaptureUnjoined) E(cudaErrorStreamCaptureIsolation) E(cudaErrorStreamCaptureImplicit)
-        E(cudaErrorCapturedEvent) E(cudaErrorStreamCaptureWrongThread) E(cudaErrorGraphExecUpdateFailure)
-        E(cudaErrorInvalidDeviceFunction) E(cudaErrorNotSupported) E(cudaErrorUnknown)
+        E(cudaSuccess)
+        E(cudaErrorInvalidValue) E(cudaErrorMemoryAllocation) E(cudaErrorInitializationError)
+            E(cudaErrorInvalidConfiguration) E(cudaErrorInvalidPitchValue) E(cudaErrorInvalidSymbol)
+                E(cudaErrorInvalidDevicePointer) E(cudaErrorInvalidMemcpyDirection) E(cudaErrorInvalidResourceHandle)
+                    E(cudaErrorIllegalState) E(cudaErrorNotReady) E(cudaErrorIllegalAddress)
+                        E(cudaErrorLaunchOutOfResources) E(cudaErrorNoDevice) E(cudaErrorInvalidDevice)
+                            E(cudaErrorStreamCaptureUnsupported) E(cudaErrorStreamCaptureInvalidated)
+                                E(cudaErrorStreamCaptureMerge) E(cudaErrorStreamCaptureUnmatched)
+                                    E(cudaErrorStreamCaptureUnjoined) E(cudaErrorStreamCaptureIsolation)
+                                        E(cudaErrorStreamCaptureImplicit) E(cudaErrorCapturedEvent)
+                                            E(cudaErrorStreamCaptureWrongThread) E(cudaErrorGraphExecUpdateFailure)
+                                                E(cudaErrorInvalidDeviceFunction) E(cudaErrorNotSupported)
+                                                    E(cudaErrorUnknown)
 #undef E
     }
     return "cudaErrorUnknown";
@@ -439,7 +445,8 @@ extern "C" const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorStreamCaptureUnmatched: return "capture was not ended in the same stream as it began";
     case cudaErrorStreamCaptureUnjoined: return "capturing stream has unjoined work";
     case cudaErrorStreamCaptureIsolation: return "dependency created on uncaptured work in another stream";
-    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorStreamCaptureImplicit:
+        return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorCapturedEvent: return "operation not permitted on an event last recorded in a capturing stream";
     default: return cudaGetErrorName(e);
     }
@@ -677,7 +684,8 @@ static cudaError_t memcpy_async(const char *where, void *dst, const void *src, s
     if (!s) return api_error(cudaErrorInvalidResourceHandle, where, "stream %p does not exist", (void *)hs);
     const int host_src = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyHostToHost;
     const int host_dst = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyHostToHost;
-    const int pageable_src = host_src && !is_pinned_locked(src, n), pageable_dst = host_dst && !is_pinned_locked(dst, n);
+    const int pageable_src = host_src && !is_pinned_locked(src, n),
+              pageable_dst = host_dst && !is_pinned_locked(dst, n);
     if (blocking)
         if (capture *c = prohibiting_capture())
             return capture_violation(cudaErrorStreamCaptureUnsupported, c, where, "a synchronous copy");
@@ -766,7 +774,9 @@ extern "C" cudaError_t cudaStreamDestroy(cudaStream_t hs) {
     std::unique_lock<std::mutex> lk(g_mu);
     if (!g_streams.count(hs))
         return api_error(cudaErrorInvalidResourceHandle, "cudaStreamDestroy", "stream %p does not exist", (void *)hs);
-    if (hs->cap) return capture_violation(cudaErrorStreamCaptureUnsupported, hs->cap, "cudaStreamDestroy", "destroying a capturing stream");
+    if (hs->cap)
+        return capture_violation(cudaErrorStreamCaptureUnsupported, hs->cap, "cudaStreamDestroy",
+                                 "destroying a capturing stream");
     /* work already queued still runs (the driver finishes it); the handle goes now */
     complete(lk, hs->last);
     g_streams.erase(hs);
@@ -777,7 +787,9 @@ extern "C" cudaError_t cudaStreamDestroy(cudaStream_t hs) {
 extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t hs) {
     std::unique_lock<std::mutex> lk(g_mu);
     CUstream_st *s = resolve(hs);
-    if (!s) return api_error(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize", "stream %p does not exist", (void *)hs);
+    if (!s)
+        return api_error(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize", "stream %p does not exist",
+                         (void *)hs);
     if (s->cap)
         return capture_violation(cudaErrorStreamCaptureUnsupported, s->cap, "cudaStreamSynchronize",
                                  "synchronising a capturing stream");
@@ -808,7 +820,8 @@ extern "C" cudaError_t cudaStreamQuery(cudaStream_t hs) {
 extern "C" cudaError_t cudaLaunchHostFunc(cudaStream_t hs, cudaHostFn_t fn, void *user) {
     std::lock_guard<std::mutex> lk(g_mu);
     CUstream_st *s = resolve(hs);
-    if (!s) return api_error(cudaErrorInvalidResourceHandle, "cudaLaunchHostFunc", "stream %p does not exist", (void *)hs);
+    if (!s)
+        return api_error(cudaErrorInvalidResourceHandle, "cudaLaunchHostFunc", "stream %p does not exist", (void *)hs);
     return submit_locked(s, "cudaLaunchHostFunc", WORK_OTHER, [fn, user] { fn(user); });
 }
 
@@ -888,7 +901,8 @@ extern "C" cudaError_t cudaStreamWaitEvent(cudaStream_t hs, cudaEvent_t e, unsig
         return api_error(cudaErrorStreamCaptureIsolation, "cudaStreamWaitEvent",
                          "a capturing stream cannot wait on an event recorded outside the capture");
     }
-    return submit_locked(s, "cudaStreamWaitEvent", WORK_OTHER, [] {}, e->w);
+    return submit_locked(
+        s, "cudaStreamWaitEvent", WORK_OTHER, [] {}, e->w);
 }
 
 extern "C" cudaError_t cudaEventSynchronize(cudaEvent_t e) {
@@ -932,7 +946,8 @@ extern "C" cudaError_t cudaStreamBeginCapture(cudaStream_t hs, cudaStreamCapture
     std::lock_guard<std::mutex> lk(g_mu);
     CUstream_st *s = resolve(hs);
     if (!s)
-        return api_error(cudaErrorInvalidResourceHandle, "cudaStreamBeginCapture", "stream %p does not exist", (void *)hs);
+        return api_error(cudaErrorInvalidResourceHandle, "cudaStreamBeginCapture", "stream %p does not exist",
+                         (void *)hs);
     if (s->legacy)
         return api_error(cudaErrorStreamCaptureUnsupported, "cudaStreamBeginCapture",
                          "the legacy default stream cannot be captured");
@@ -967,7 +982,9 @@ extern "C" cudaError_t cudaStreamEndCapture(cudaStream_t hs, cudaGraph_t *graph)
     std::lock_guard<std::mutex> lk(g_mu);
     *graph = NULL;
     CUstream_st *s = resolve(hs);
-    if (!s) return api_error(cudaErrorInvalidResourceHandle, "cudaStreamEndCapture", "stream %p does not exist", (void *)hs);
+    if (!s)
+        return api_error(cudaErrorInvalidResourceHandle, "cudaStreamEndCapture", "stream %p does not exist",
+                         (void *)hs);
     capture *c = s->cap;
     if (!c) return api_error(cudaErrorIllegalState, "cudaStreamEndCapture", "the stream is not capturing");
     if (c->origin != s)
@@ -1000,8 +1017,8 @@ extern "C" cudaError_t cudaStreamEndCapture(cudaStream_t hs, cudaGraph_t *graph)
     if (c->invalid) {
         fprintf(stderr, "emu: cudaStreamEndCapture: the capture was invalidated by %s\n", c->why);
         delete c->graph;
-        r = t_last_error = c->why[0] && strstr(c->why, "joined") ? cudaErrorStreamCaptureUnjoined
-                                                                  : cudaErrorStreamCaptureInvalidated;
+        r = t_last_error =
+            c->why[0] && strstr(c->why, "joined") ? cudaErrorStreamCaptureUnjoined : cudaErrorStreamCaptureInvalidated;
     } else {
         *graph = c->graph;
     }
@@ -1012,9 +1029,12 @@ extern "C" cudaError_t cudaStreamEndCapture(cudaStream_t hs, cudaGraph_t *graph)
 extern "C" cudaError_t cudaStreamIsCapturing(cudaStream_t hs, cudaStreamCaptureStatus *st) {
     std::lock_guard<std::mutex> lk(g_mu);
     CUstream_st *s = resolve(hs);
-    if (!s) return api_error(cudaErrorInvalidResourceHandle, "cudaStreamIsCapturing", "stream %p does not exist", (void *)hs);
-    *st = !s->cap ? cudaStreamCaptureStatusNone
-                  : s->cap->invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+    if (!s)
+        return api_error(cudaErrorInvalidResourceHandle, "cudaStreamIsCapturing", "stream %p does not exist",
+                         (void *)hs);
+    *st = !s->cap           ? cudaStreamCaptureStatusNone
+          : s->cap->invalid ? cudaStreamCaptureStatusInvalidated
+                            : cudaStreamCaptureStatusActive;
     return ok();
 }
 

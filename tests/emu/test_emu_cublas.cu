@@ -30,7 +30,7 @@ float val(uint32_t seed, int64_t i) {
     return (float)((int)(x % 25u) - 12) / 8.0f;
 }
 
-uint16_t bf16_bits(float f) {  // f is exactly representable in bf16 (k/8, |k| <= 12)
+uint16_t bf16_bits(float f) { // f is exactly representable in bf16 (k/8, |k| <= 12)
     uint32_t u;
     memcpy(&u, &f, 4);
     return (uint16_t)(u >> 16);
@@ -45,7 +45,7 @@ struct DevBuf {
         if (bytes == 4)
             for (size_t i = 0; i < n; i++) ((float *)p)[i] = NAN;
         else
-            for (size_t i = 0; i < n; i++) ((uint16_t *)p)[i] = 0x7fc0;  // bf16 NaN
+            for (size_t i = 0; i < n; i++) ((uint16_t *)p)[i] = 0x7fc0; // bf16 NaN
     }
     ~DevBuf() { cudaFree(p); }
     float *f() { return (float *)p; }
@@ -108,10 +108,10 @@ void run_gemmex_case(cublasHandle_t h, bool ta, bool tb, int m, int n, int k, in
     DevBuf A((size_t)lda * ac, eb), B((size_t)ldb * bc, eb), C((size_t)ldc * n, 4);
     auto a = fill(A, seed, ar, ac, lda), b = fill(B, seed + 1, br, bc, ldb);
     std::vector<double> c0((size_t)m * n, 0.0);
-    if (beta != 0) c0 = fill(C, seed + 2, m, n, ldc);  // else C stays NaN: must not be read
+    if (beta != 0) c0 = fill(C, seed + 2, m, n, ldc); // else C stays NaN: must not be read
     cudaDataType t = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    cr_assert_eq(cublasGemmEx(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &alpha,
-                              A.p, t, lda, B.p, t, ldb, &beta, C.p, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+    cr_assert_eq(cublasGemmEx(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &alpha, A.p,
+                              t, lda, B.p, t, ldb, &beta, C.p, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT),
                  CUBLAS_STATUS_SUCCESS);
     cr_assert_eq(cudaDeviceSynchronize(), cudaSuccess);
@@ -127,7 +127,7 @@ void run_gemmex_case(cublasHandle_t h, bool ta, bool tb, int m, int n, int k, in
         for (int i = m; i < ldc; i++) cr_assert(isnan(get(C, (size_t)(i + j * ldc))), "C padding written");
 }
 
-}  // namespace
+} // namespace
 
 Test(emu_cublas, gemmex_equals_naive_for_every_op_flag_ld_and_type) {
     cublasHandle_t h = make_handle(CUBLAS_PEDANTIC_MATH);
@@ -279,7 +279,7 @@ double gelu_grad_ref(double x) {
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
 }
 
-}  // namespace
+} // namespace
 
 // linear.cu's forward: y[N,O] = x[N,I] W[O,I]^T + b, in fp32 and with bf16 operands.
 Test(emu_cublaslt, linear_cu_bias_plan_equals_naive) {
@@ -290,7 +290,7 @@ Test(emu_cublaslt, linear_cu_bias_plan_equals_naive) {
             cudaDataType ab = bf16 ? CUDA_R_16BF : CUDA_R_32F;
             lt.linear_plan(N, I, O, ab, bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
             DevBuf W((size_t)O * I, bf16 ? 2 : 4), X((size_t)N * I, bf16 ? 2 : 4), Y((size_t)N * O, 4), b(O, 4);
-            auto w = fill(W, 3, I, O, I), x = fill(X, 4, I, N, I);  // W row-major [O][I] == col-major I x O
+            auto w = fill(W, 3, I, O, I), x = fill(X, 4, I, N, I); // W row-major [O][I] == col-major I x O
             for (int o = 0; o < O; o++) b.f()[o] = val(5, o);
             cublasLtMatmulAlgo_t algo;
             cr_assert_eq(lt.heuristic(&algo), CUBLAS_STATUS_SUCCESS);
@@ -313,8 +313,9 @@ Test(emu_cublaslt, linear_cu_bias_plan_equals_naive) {
 // Every other epilogue the stand-in implements, against its definition.
 Test(emu_cublaslt, epilogues_equal_their_definitions) {
     const int N = 4, I = 9, O = 6;
-    const uint32_t epis[] = {CUBLASLT_EPILOGUE_RELU_BIAS, CUBLASLT_EPILOGUE_GELU_BIAS, CUBLASLT_EPILOGUE_GELU_AUX_BIAS,
-                             CUBLASLT_EPILOGUE_DGELU,     CUBLASLT_EPILOGUE_DGELU_BGRAD, CUBLASLT_EPILOGUE_BGRADB};
+    const uint32_t epis[] = {CUBLASLT_EPILOGUE_RELU_BIAS,     CUBLASLT_EPILOGUE_GELU_BIAS,
+                             CUBLASLT_EPILOGUE_GELU_AUX_BIAS, CUBLASLT_EPILOGUE_DGELU,
+                             CUBLASLT_EPILOGUE_DGELU_BGRAD,   CUBLASLT_EPILOGUE_BGRADB};
     for (uint32_t e : epis) {
         Lt lt;
         lt.linear_plan(N, I, O, CUDA_R_32F, e);
@@ -322,8 +323,8 @@ Test(emu_cublaslt, epilogues_equal_their_definitions) {
         auto w = fill(W, 11, I, O, I), x = fill(X, 12, I, N, I);
         const bool bias_in = e == CUBLASLT_EPILOGUE_RELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_BIAS ||
                              e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
-        const bool aux_used = e != CUBLASLT_EPILOGUE_RELU_BIAS && e != CUBLASLT_EPILOGUE_GELU_BIAS &&
-                              e != CUBLASLT_EPILOGUE_BGRADB;
+        const bool aux_used =
+            e != CUBLASLT_EPILOGUE_RELU_BIAS && e != CUBLASLT_EPILOGUE_GELU_BIAS && e != CUBLASLT_EPILOGUE_BGRADB;
         if (bias_in)
             for (int o = 0; o < O; o++) b.f()[o] = val(13, o);
         if (e == CUBLASLT_EPILOGUE_DGELU || e == CUBLASLT_EPILOGUE_DGELU_BGRAD)
@@ -363,7 +364,7 @@ Test(emu_cublaslt, epilogues_equal_their_definitions) {
             for (int o = 0; o < O; o++)
                 cr_assert(fabs(b.f()[o] - bgrad[o]) <= 1e-5 * fmax(1.0, fabs(bgrad[o])), "DGELU_BGRAD: db[%d] %g vs %g",
                           o, b.f()[o], bgrad[o]);
-        if (e == CUBLASLT_EPILOGUE_BGRADB)  // sum over k of op(B) = x: one value per column of D
+        if (e == CUBLASLT_EPILOGUE_BGRADB) // sum over k of op(B) = x: one value per column of D
             for (int j = 0; j < N; j++) {
                 double s = 0;
                 for (int i = 0; i < I; i++) s += x[(size_t)(i + j * I)];
@@ -377,7 +378,7 @@ Test(emu_cublaslt, rejects_what_cublaslt_rejects) {
     DevBuf W((size_t)O * I + 8, 4), X((size_t)N * I + 8, 4), Y((size_t)N * O + 8, 4), b(O + 8, 4);
     const float alpha = 1, beta = 0;
     cublasLtMatmulAlgo_t algo;
-    {  // null handle
+    { // null handle
         Lt lt;
         lt.linear_plan(N, I, O, CUDA_R_32F, CUBLASLT_EPILOGUE_BIAS);
         cublasLtMatmulHeuristicResult_t r;
@@ -434,35 +435,35 @@ Test(emu_cublaslt, rejects_what_cublaslt_rejects) {
         cr_assert_eq(lt.heuristic(&algo), CUBLAS_STATUS_NOT_SUPPORTED);
         cudaDeviceSynchronize();
     }
-    {  // ld below the rows of a column-major layout
+    { // ld below the rows of a column-major layout
         Lt lt;
         lt.linear_plan(N, I, O, CUDA_R_32F, CUBLASLT_EPILOGUE_DEFAULT);
         cublasLtMatrixLayoutDestroy(lt.la);
         cr_assert_eq(cublasLtMatrixLayoutCreate(&lt.la, CUDA_R_32F, I, O, I - 1), CUBLAS_STATUS_SUCCESS);
         cr_assert_eq(lt.heuristic(&algo), CUBLAS_STATUS_INVALID_VALUE);
-        cr_assert_eq(cublasLtMatmul(lt.h, lt.op, &alpha, W.p, lt.la, X.p, lt.lb, &beta, Y.p, lt.lc, Y.p, lt.lc,
-                                    nullptr, nullptr, 0, nullptr),
+        cr_assert_eq(cublasLtMatmul(lt.h, lt.op, &alpha, W.p, lt.la, X.p, lt.lb, &beta, Y.p, lt.lc, Y.p, lt.lc, nullptr,
+                                    nullptr, 0, nullptr),
                      CUBLAS_STATUS_INVALID_VALUE);
     }
-    {  // shapes that do not chain: op(A) is O x I, B is (I+1) x N
+    { // shapes that do not chain: op(A) is O x I, B is (I+1) x N
         Lt lt;
         lt.linear_plan(N, I, O, CUDA_R_32F, CUBLASLT_EPILOGUE_DEFAULT);
         cublasLtMatrixLayoutDestroy(lt.lb);
         cr_assert_eq(cublasLtMatrixLayoutCreate(&lt.lb, CUDA_R_32F, I + 1, N, I + 1), CUBLAS_STATUS_SUCCESS);
         cr_assert_eq(lt.heuristic(&algo), CUBLAS_STATUS_INVALID_VALUE);
     }
-    {  // in place C == D with different leading dimensions
+    { // in place C == D with different leading dimensions
         Lt lt;
         lt.linear_plan(N, I, O, CUDA_R_32F, CUBLASLT_EPILOGUE_DEFAULT);
         cublasLtMatrixLayout_t ld2;
         cr_assert_eq(cublasLtMatrixLayoutCreate(&ld2, CUDA_R_32F, O, N, O + 1), CUBLAS_STATUS_SUCCESS);
         DevBuf Y2((size_t)(O + 1) * N, 4);
-        cr_assert_eq(cublasLtMatmul(lt.h, lt.op, &alpha, W.p, lt.la, X.p, lt.lb, &beta, Y2.p, lt.lc, Y2.p, ld2,
-                                    nullptr, nullptr, 0, nullptr),
+        cr_assert_eq(cublasLtMatmul(lt.h, lt.op, &alpha, W.p, lt.la, X.p, lt.lb, &beta, Y2.p, lt.lc, Y2.p, ld2, nullptr,
+                                    nullptr, 0, nullptr),
                      CUBLAS_STATUS_INVALID_VALUE);
         cublasLtMatrixLayoutDestroy(ld2);
     }
-    {  // unsupported type combinations: bias of another type, bf16 A with fp32 B, GELU in fp64
+    { // unsupported type combinations: bias of another type, bf16 A with fp32 B, GELU in fp64
         Lt lt;
         lt.linear_plan(N, I, O, CUDA_R_32F, CUBLASLT_EPILOGUE_BIAS);
         lt.attr<int32_t>(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_64F);

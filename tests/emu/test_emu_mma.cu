@@ -32,13 +32,13 @@ __global__ void k_tile(const uint16_t *A, const uint16_t *Bt, const uint16_t *Br
     for (int i = l; i < 128; i += 32) sbt[i / 16][i % 16] = Bt[i], sbr[i / 8][i % 8] = Brm[i];
     __syncthreads();
     uint32_t a[4], b[2];
-    if (variant == BAD_A_LAYOUT)  // matrices ordered (rows 0-7, cols 0-7), (rows 0-7, cols 8-15), ...
+    if (variant == BAD_A_LAYOUT) // matrices ordered (rows 0-7, cols 0-7), (rows 0-7, cols 8-15), ...
         cu_ldmatrix_x4(a, &sa[(l % 8) + (l / 16) * 8][((l / 8) % 2) * 8]);
     else if (variant == MISALIGNED)
         cu_ldmatrix_x4(a, &sa[l % 16][(l / 16) * 8 + 1]);
     else if (variant == GLOBAL_ADDR)
         cu_ldmatrix_x4(a, &A[(l % 16) * 16 + (l / 16) * 8]);
-    else  // lane l: row l % 16, column block l / 16 -> a0..a3 in the mma's A order
+    else // lane l: row l % 16, column block l / 16 -> a0..a3 in the mma's A order
         cu_ldmatrix_x4(a, &sa[l % 16][(l / 16) * 8]);
     if (variant == GOOD_TRANS)
         cu_ldmatrix_x2_trans(b, &sbr[l % 16][0]);
@@ -61,7 +61,7 @@ __global__ void k_ldmatrix_dump(const uint16_t *M, uint32_t *out) {
     for (int c = 0; c < 8; c++) s[l][c] = M[l * 8 + c];
     __syncthreads();
     uint32_t r1[1], r4[4];
-    cu_ldmatrix_x1(r1, s[(l * 3) % 32]);  // lanes 0-7 give rows 0, 3, 6, ... of the shared block
+    cu_ldmatrix_x1(r1, s[(l * 3) % 32]); // lanes 0-7 give rows 0, 3, 6, ... of the shared block
     cu_ldmatrix_x4_trans(r4, s[(l * 3) % 32]);
     out[l * 5] = r1[0];
     for (int m = 0; m < 4; m++) out[l * 5 + 1 + m] = r4[m];
@@ -112,7 +112,7 @@ float run_tile(int variant, float got[128]) {
     return worst;
 }
 
-}  // namespace
+} // namespace
 
 Test(emu_mma, ldmatrix_and_mma_tile_equals_naive) {
     float got[128];

@@ -45,10 +45,10 @@ static float *dev_copy(const float *h, size_t n) {
     return d;
 }
 
-#define COLL_FAIL(...)                                        \
-    do {                                                      \
-        snprintf(a->why, sizeof a->why, __VA_ARGS__);         \
-        return NULL;                                          \
+#define COLL_FAIL(...)                                \
+    do {                                              \
+        snprintf(a->why, sizeof a->why, __VA_ARGS__); \
+        return NULL;                                  \
     } while (0)
 
 static void *collectives(void *p) {
@@ -169,16 +169,31 @@ typedef struct {
 } result;
 
 static simcse_model base_model;
-static const simcse_loss_config LC = {.pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.1f,
-                                      .hard_negative_weight = 0.3f};
-static const simcse_adamw_config AC = {.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
-                                       .max_grad_norm = 1.0, .warmup_steps = 0, .total_steps = STEPS,
+static const simcse_loss_config LC = {
+    .pooler = SIMCSE_POOL_CLS, .apply_mlp = 1, .temperature = 0.1f, .hard_negative_weight = 0.3f};
+static const simcse_adamw_config AC = {.lr = 1e-4,
+                                       .beta1 = 0.9,
+                                       .beta2 = 0.999,
+                                       .eps = 1e-8,
+                                       .weight_decay = 0.01,
+                                       .max_grad_norm = 1.0,
+                                       .warmup_steps = 0,
+                                       .total_steps = STEPS,
                                        .linear_decay = 0};
 
 static void make_base_model(void) {
-    simcse_config c = {.arch = SIMCSE_ARCH_BERT, .vocab_size = 64, .hidden = 16, .layers = 2, .heads = 2,
-                       .intermediate = 32, .max_positions = 32, .type_vocab_size = 2, .pad_token_id = 0,
-                       .layer_norm_eps = 1e-12f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+    simcse_config c = {.arch = SIMCSE_ARCH_BERT,
+                       .vocab_size = 64,
+                       .hidden = 16,
+                       .layers = 2,
+                       .heads = 2,
+                       .intermediate = 32,
+                       .max_positions = 32,
+                       .type_vocab_size = 2,
+                       .pad_token_id = 0,
+                       .layer_norm_eps = 1e-12f,
+                       .hidden_dropout = 0.1f,
+                       .attn_dropout = 0.1f};
     cr_assert_eq(simcse_model_init(&base_model, &c), 0);
     simcse_model_init_random(&base_model, 11);
     simcse_rng_stream rs = {5, 2, 0};
@@ -208,8 +223,8 @@ static void pack(packed_buf *pb, int V, int e0, int n) {
             }
         }
     pb->offs[s] = T;
-    pb->p = (simcse_packed){.n_seq = s, .T = T, .ids = pb->ids, .pos_ids = pb->pos, .offsets = pb->offs,
-                            .row_ids = pb->rows};
+    pb->p = (simcse_packed){
+        .n_seq = s, .T = T, .ids = pb->ids, .pos_ids = pb->pos, .offsets = pb->offs, .row_ids = pb->rows};
 }
 
 typedef struct {

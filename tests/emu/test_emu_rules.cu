@@ -80,8 +80,10 @@ __global__ void k_uniform_barrier(float *out) {
 /* lane 0 waits at the barrier while its warp waits for it in a shuffle: a GPU hangs */
 __global__ void k_barrier_vs_shuffle(float *out) {
     float v = threadIdx.x;
-    if (threadIdx.x == 0) __syncthreads();
-    else v = __shfl_xor_sync(0xffffffffu, v, 1);
+    if (threadIdx.x == 0)
+        __syncthreads();
+    else
+        v = __shfl_xor_sync(0xffffffffu, v, 1);
     out[threadIdx.x] = v;
 }
 
@@ -146,8 +148,10 @@ __global__ void k_shuffles(float *out) {
     out[64 + l] = __shfl_down_sync(0xffffffffu, v, 4, 16);
     out[96 + l] = __shfl_up_sync(0xffffffffu, v, 1);
     out[128 + l] = (float)__popc(__ballot_sync(0xffffffffu, l & 1));
-    if (l < 16) out[160 + l] = __shfl_sync(0x0000ffffu, v, 15); /* half a warp, its own mask */
-    else out[160 + l] = __shfl_sync(0xffff0000u, v, 16);
+    if (l < 16)
+        out[160 + l] = __shfl_sync(0x0000ffffu, v, 15); /* half a warp, its own mask */
+    else
+        out[160 + l] = __shfl_sync(0xffff0000u, v, 16);
 }
 static void run_mask_excludes(void) {
     float *o = dev_floats(32);
@@ -183,7 +187,7 @@ Test(emu_rules, shuffles_follow_the_ptx_semantics) {
 
 __global__ void k_smem_overrun(float *out) {
     __shared__ float tile[32];
-    float *t = tile; /* through a pointer: past UBSan's bounds check, to ASan */
+    float *t = tile;       /* through a pointer: past UBSan's bounds check, to ASan */
     t[threadIdx.x] = 1.0f; /* launched with 33 threads */
     __syncthreads();
     out[threadIdx.x] = tile[threadIdx.x];
@@ -402,7 +406,8 @@ Test(emu_rules, graph_replay_reads_pinned_inputs_at_replay_and_counts_one_launch
         for (int i = 0; i < n; i++) hin[i] = (float)(i + 1000 * rep);
         CK(cudaGraphLaunch(x, s));
         CK(cudaStreamSynchronize(s));
-        for (int i = 0; i < n; i++) cr_assert_eq(hout[i], 2.0f * (float)(i + 1000 * rep) + 1.0f, "replay %d element %d", rep, i);
+        for (int i = 0; i < n; i++)
+            cr_assert_eq(hout[i], 2.0f * (float)(i + 1000 * rep) + 1.0f, "replay %d element %d", rep, i);
     }
     cr_assert(simcse_cuda_counters_read(&c1));
     cr_assert_eq(c1.launches - c0.launches, 3u, "a graph launch is one launch");

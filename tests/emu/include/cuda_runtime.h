@@ -46,24 +46,52 @@
 #define __shared__ static __thread
 
 /* ---- vector types ---- */
-#define EMU_VEC3(T, N) typedef struct { T x, y, z; } N;
-#define EMU_VEC4(T, N, A) typedef struct __attribute__((aligned(A))) { T x, y, z, w; } N;
-typedef struct __attribute__((aligned(8))) { float x, y; } float2;
-typedef struct { float x, y, z; } float3;
+#define EMU_VEC3(T, N) \
+    typedef struct {   \
+        T x, y, z;     \
+    } N;
+#define EMU_VEC4(T, N, A)                        \
+    typedef struct __attribute__((aligned(A))) { \
+        T x, y, z, w;                            \
+    } N;
+typedef struct __attribute__((aligned(8))) {
+    float x, y;
+} float2;
+typedef struct {
+    float x, y, z;
+} float3;
 EMU_VEC4(float, float4, 16)
-typedef struct __attribute__((aligned(16))) { double x, y; } double2;
-typedef struct __attribute__((aligned(16))) { double x, y, z, w; } double4;
-typedef struct __attribute__((aligned(8))) { int x, y; } int2;
+typedef struct __attribute__((aligned(16))) {
+    double x, y;
+} double2;
+typedef struct __attribute__((aligned(16))) {
+    double x, y, z, w;
+} double4;
+typedef struct __attribute__((aligned(8))) {
+    int x, y;
+} int2;
 EMU_VEC3(int, int3)
 EMU_VEC4(int, int4, 16)
-typedef struct __attribute__((aligned(8))) { unsigned int x, y; } uint2;
+typedef struct __attribute__((aligned(8))) {
+    unsigned int x, y;
+} uint2;
 EMU_VEC3(unsigned int, uint3)
 EMU_VEC4(unsigned int, uint4, 16)
-typedef struct __attribute__((aligned(16))) { long long x, y; } longlong2;
-typedef struct __attribute__((aligned(16))) { unsigned long long x, y; } ulonglong2;
-typedef struct __attribute__((aligned(4))) { unsigned short x, y; } ushort2;
-typedef struct __attribute__((aligned(2))) { unsigned char x, y; } uchar2;
-typedef struct __attribute__((aligned(4))) { unsigned char x, y, z, w; } uchar4;
+typedef struct __attribute__((aligned(16))) {
+    long long x, y;
+} longlong2;
+typedef struct __attribute__((aligned(16))) {
+    unsigned long long x, y;
+} ulonglong2;
+typedef struct __attribute__((aligned(4))) {
+    unsigned short x, y;
+} ushort2;
+typedef struct __attribute__((aligned(2))) {
+    unsigned char x, y;
+} uchar2;
+typedef struct __attribute__((aligned(4))) {
+    unsigned char x, y, z, w;
+} uchar4;
 
 #ifdef __cplusplus
 struct dim3 {
@@ -73,18 +101,44 @@ struct dim3 {
     constexpr operator uint3() const { return uint3{x, y, z}; }
 };
 #else
-typedef struct { unsigned int x, y, z; } dim3;
+typedef struct {
+    unsigned int x, y, z;
+} dim3;
 #endif
 typedef dim3 emu_dim3;
 
-static inline float2 make_float2(float x, float y) { float2 r = {x, y}; return r; }
-static inline float4 make_float4(float x, float y, float z, float w) { float4 r = {x, y, z, w}; return r; }
-static inline double2 make_double2(double x, double y) { double2 r = {x, y}; return r; }
-static inline int2 make_int2(int x, int y) { int2 r = {x, y}; return r; }
-static inline int4 make_int4(int x, int y, int z, int w) { int4 r = {x, y, z, w}; return r; }
-static inline uint2 make_uint2(unsigned x, unsigned y) { uint2 r = {x, y}; return r; }
-static inline uint3 make_uint3(unsigned x, unsigned y, unsigned z) { uint3 r = {x, y, z}; return r; }
-static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { uint4 r = {x, y, z, w}; return r; }
+static inline float2 make_float2(float x, float y) {
+    float2 r = {x, y};
+    return r;
+}
+static inline float4 make_float4(float x, float y, float z, float w) {
+    float4 r = {x, y, z, w};
+    return r;
+}
+static inline double2 make_double2(double x, double y) {
+    double2 r = {x, y};
+    return r;
+}
+static inline int2 make_int2(int x, int y) {
+    int2 r = {x, y};
+    return r;
+}
+static inline int4 make_int4(int x, int y, int z, int w) {
+    int4 r = {x, y, z, w};
+    return r;
+}
+static inline uint2 make_uint2(unsigned x, unsigned y) {
+    uint2 r = {x, y};
+    return r;
+}
+static inline uint3 make_uint3(unsigned x, unsigned y, unsigned z) {
+    uint3 r = {x, y, z};
+    return r;
+}
+static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) {
+    uint4 r = {x, y, z, w};
+    return r;
+}
 
 /* ---- errors ---- */
 typedef enum cudaError {
@@ -273,16 +327,11 @@ EMU_EXTERN_C cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *n
 EMU_EXTERN_C cudaError_t emu_func_set_attribute(const void *func, cudaFuncAttribute attr, int value);
 
 #ifdef __cplusplus
-template <class F>
-static inline cudaError_t cudaFuncSetAttribute(F *func, cudaFuncAttribute attr, int value) {
+template <class F> static inline cudaError_t cudaFuncSetAttribute(F *func, cudaFuncAttribute attr, int value) {
     return emu_func_set_attribute((const void *)func, attr, value);
 }
-template <class T>
-static inline cudaError_t cudaMalloc(T **p, size_t bytes) {
-    return cudaMalloc((void **)p, bytes);
-}
-template <class T>
-static inline cudaError_t cudaMallocHost(T **p, size_t bytes) {
+template <class T> static inline cudaError_t cudaMalloc(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }
+template <class T> static inline cudaError_t cudaMallocHost(T **p, size_t bytes) {
     return cudaMallocHost((void **)p, bytes);
 }
 #include "emu/device.h"

@@ -42,7 +42,7 @@ struct fiber_view {
     uint3 tid;
     const block_info *blk;
 };
-}  // namespace emu
+} // namespace emu
 
 extern __thread emu::fiber_view *emu_t_cur;
 
@@ -74,8 +74,7 @@ void collective(unsigned mask, const void *in, size_t in_bytes, void *out, size_
 [[noreturn]] void fail_in_kernel(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 enum { SHFL_IDX, SHFL_UP, SHFL_DOWN, SHFL_XOR };
-template <class T>
-struct shfl_in {
+template <class T> struct shfl_in {
     T v;
     int arg, width;
 };
@@ -83,8 +82,7 @@ struct shfl_ctx {
     int kind;
     const char *what;
 };
-template <class T>
-void shfl_combine(const void *ins_, void *outs_, unsigned mask, void *ctx_) {
+template <class T> void shfl_combine(const void *ins_, void *outs_, unsigned mask, void *ctx_) {
     const shfl_in<T> *ins = (const shfl_in<T> *)ins_;
     T *outs = (T *)outs_;
     const shfl_ctx *c = (const shfl_ctx *)ctx_;
@@ -108,8 +106,7 @@ void shfl_combine(const void *ins_, void *outs_, unsigned mask, void *ctx_) {
         outs[lane] = ins[src].v;
     }
 }
-template <int K, class T>
-static inline T shfl(const char *what, unsigned mask, T var, int arg, int width = 32) {
+template <int K, class T> static inline T shfl(const char *what, unsigned mask, T var, int arg, int width = 32) {
     static_assert(std::is_trivially_copyable<T>::value, "shuffles move trivially copyable values");
     shfl_in<T> in;
     memset((void *)&in, 0, sizeof in);
@@ -139,8 +136,7 @@ static inline unsigned reduce(const char *what, int op, unsigned mask, unsigned 
     collective(mask, &v, sizeof v, &out, sizeof out, reduce_combine, &op, what);
     return out;
 }
-template <class T>
-static inline unsigned match_any(const char *what, unsigned mask, T v) {
+template <class T> static inline unsigned match_any(const char *what, unsigned mask, T v) {
     unsigned long long in = 0;
     memcpy(&in, &v, sizeof v < sizeof in ? sizeof v : sizeof in);
     unsigned out;
@@ -163,18 +159,15 @@ struct launch_site {
 cudaError_t launch_kernel(const launch_site &site, const void *kfn, std::vector<ptr_arg> ptrs,
                           std::function<void()> body);
 
-template <class T>
-static inline void collect_ptr(std::vector<ptr_arg> &v, const T &a) {
+template <class T> static inline void collect_ptr(std::vector<ptr_arg> &v, const T &a) {
     if constexpr (std::is_pointer<T>::value)
         v.push_back(ptr_arg{(const void *)a, !std::is_const<typename std::remove_pointer<T>::type>::value});
 }
 
-template <class... P>
-struct launcher {
+template <class... P> struct launcher {
     void (*k)(P...);
     launch_site site;
-    template <class... A>
-    void operator()(A &&...a) const {
+    template <class... A> void operator()(A &&...a) const {
         static_assert(sizeof...(A) == sizeof...(P), "wrong number of kernel arguments");
         auto args = std::make_shared<std::tuple<typename std::decay<P>::type...>>(std::forward<A>(a)...);
         std::vector<ptr_arg> ptrs;
@@ -190,13 +183,13 @@ static inline launcher<P...> launch_config(void (*k)(P...), const char *name, co
     return launcher<P...>{k, launch_site{name, file, line, grid, block, smem, stream}};
 }
 
-}  // namespace emu
+} // namespace emu
 
 /* __shared__ T name dims;  ->  EMU_SHARED(T, name, dims); (one per declarator) */
-#define EMU_SHARED(T, N, D)                                                                                         \
-    typedef T emu_shared_t_##N D;                                                                                   \
-    static char emu_shared_k_##N;                                                                                   \
-    emu_shared_t_##N &N = *static_cast<emu_shared_t_##N *>(                                                         \
+#define EMU_SHARED(T, N, D)                                 \
+    typedef T emu_shared_t_##N D;                           \
+    static char emu_shared_k_##N;                           \
+    emu_shared_t_##N &N = *static_cast<emu_shared_t_##N *>( \
         ::emu::static_shared(sizeof(emu_shared_t_##N), alignof(emu_shared_t_##N), &emu_shared_k_##N, #N))
 /* extern __shared__ T name[];  ->  EMU_DYNAMIC_SHARED(T, name); */
 #define EMU_DYNAMIC_SHARED(T, N) T *const N = static_cast<T *>(::emu::dynamic_shared())
@@ -216,10 +209,12 @@ static inline launcher<P...> launch_config(void (*k)(P...), const char *name, co
 #define __all_sync(m, p) (::emu::ballot(EMU_SITE("__all_sync"), (m), (p)) == (unsigned)(m))
 #define __match_any_sync(m, v) ::emu::match_any(EMU_SITE("__match_any_sync"), (m), (v))
 #define __reduce_add_sync(m, v) ::emu::reduce(EMU_SITE("__reduce_add_sync"), ::emu::RED_ADD, (m), (unsigned)(v))
-#define __reduce_min_sync(m, v) \
-    ::emu::reduce(EMU_SITE("__reduce_min_sync"), ::emu::RED_MIN | (std::is_signed<decltype(v)>::value ? ::emu::RED_SIGNED : 0), (m), (unsigned)(v))
-#define __reduce_max_sync(m, v) \
-    ::emu::reduce(EMU_SITE("__reduce_max_sync"), ::emu::RED_MAX | (std::is_signed<decltype(v)>::value ? ::emu::RED_SIGNED : 0), (m), (unsigned)(v))
+#define __reduce_min_sync(m, v)                  \
+    ::emu::reduce(EMU_SITE("__reduce_min_sync"), \
+                  ::emu::RED_MIN | (std::is_signed<decltype(v)>::value ? ::emu::RED_SIGNED : 0), (m), (unsigned)(v))
+#define __reduce_max_sync(m, v)                  \
+    ::emu::reduce(EMU_SITE("__reduce_max_sync"), \
+                  ::emu::RED_MAX | (std::is_signed<decltype(v)>::value ? ::emu::RED_SIGNED : 0), (m), (unsigned)(v))
 #define __reduce_and_sync(m, v) ::emu::reduce(EMU_SITE("__reduce_and_sync"), ::emu::RED_AND, (m), (unsigned)(v))
 #define __reduce_or_sync(m, v) ::emu::reduce(EMU_SITE("__reduce_or_sync"), ::emu::RED_OR, (m), (unsigned)(v))
 #define __reduce_xor_sync(m, v) ::emu::reduce(EMU_SITE("__reduce_xor_sync"), ::emu::RED_XOR, (m), (unsigned)(v))
@@ -280,12 +275,36 @@ static inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
     return r;
 }
 
-static inline float __int_as_float(int x) { float f; memcpy(&f, &x, 4); return f; }
-static inline int __float_as_int(float f) { int x; memcpy(&x, &f, 4); return x; }
-static inline float __uint_as_float(unsigned x) { float f; memcpy(&f, &x, 4); return f; }
-static inline unsigned __float_as_uint(float f) { unsigned x; memcpy(&x, &f, 4); return x; }
-static inline double __longlong_as_double(long long x) { double d; memcpy(&d, &x, 8); return d; }
-static inline long long __double_as_longlong(double d) { long long x; memcpy(&x, &d, 8); return x; }
+static inline float __int_as_float(int x) {
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+static inline int __float_as_int(float f) {
+    int x;
+    memcpy(&x, &f, 4);
+    return x;
+}
+static inline float __uint_as_float(unsigned x) {
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+static inline unsigned __float_as_uint(float f) {
+    unsigned x;
+    memcpy(&x, &f, 4);
+    return x;
+}
+static inline double __longlong_as_double(long long x) {
+    double d;
+    memcpy(&d, &x, 8);
+    return d;
+}
+static inline long long __double_as_longlong(double d) {
+    long long x;
+    memcpy(&x, &d, 8);
+    return x;
+}
 static inline int __double2hiint(double d) { return (int)((unsigned long long)__double_as_longlong(d) >> 32); }
 static inline int __double2loint(double d) { return (int)(unsigned)__double_as_longlong(d); }
 static inline double __hiloint2double(int hi, int lo) {
@@ -319,40 +338,65 @@ static inline float __double2float_rn(double a) { return (float)a; }
 
 /* __expf, __logf, __sinf, __powf, exp10f ... are glibc's own (math.h declares them).
  * read-only / streaming loads and stores: plain accesses here */
-template <class T>
-static inline T __ldg(const T *p) { return *p; }
-template <class T>
-static inline T __ldcs(const T *p) { return *p; }
-template <class T>
-static inline T __ldca(const T *p) { return *p; }
-template <class T>
-static inline T __ldcg(const T *p) { return *p; }
-template <class T>
-static inline void __stcs(T *p, T v) { *p = v; }
-template <class T>
-static inline void __stcg(T *p, T v) { *p = v; }
+template <class T> static inline T __ldg(const T *p) { return *p; }
+template <class T> static inline T __ldcs(const T *p) { return *p; }
+template <class T> static inline T __ldca(const T *p) { return *p; }
+template <class T> static inline T __ldcg(const T *p) { return *p; }
+template <class T> static inline void __stcs(T *p, T v) { *p = v; }
+template <class T> static inline void __stcg(T *p, T v) { *p = v; }
 
 /* Atomics: the fibers of one host thread never run at the same time and blocks run one
  * after another, so a plain read-modify-write is atomic here (the thread-order check still
  * sees order-dependent results, e.g. float sums). */
-template <class T>
-static inline T atomicAdd(T *p, T v) { T o = *p; *p = (T)(o + v); return o; }
-template <class T>
-static inline T atomicSub(T *p, T v) { T o = *p; *p = (T)(o - v); return o; }
-template <class T>
-static inline T atomicExch(T *p, T v) { T o = *p; *p = v; return o; }
-template <class T>
-static inline T atomicMax(T *p, T v) { T o = *p; *p = o > v ? o : v; return o; }
-template <class T>
-static inline T atomicMin(T *p, T v) { T o = *p; *p = o < v ? o : v; return o; }
-template <class T>
-static inline T atomicAnd(T *p, T v) { T o = *p; *p = o & v; return o; }
-template <class T>
-static inline T atomicOr(T *p, T v) { T o = *p; *p = o | v; return o; }
-template <class T>
-static inline T atomicXor(T *p, T v) { T o = *p; *p = o ^ v; return o; }
-template <class T>
-static inline T atomicCAS(T *p, T cmp, T v) { T o = *p; if (o == cmp) *p = v; return o; }
-static inline unsigned atomicInc(unsigned *p, unsigned lim) { unsigned o = *p; *p = o >= lim ? 0 : o + 1; return o; }
+template <class T> static inline T atomicAdd(T *p, T v) {
+    T o = *p;
+    *p = (T)(o + v);
+    return o;
+}
+template <class T> static inline T atomicSub(T *p, T v) {
+    T o = *p;
+    *p = (T)(o - v);
+    return o;
+}
+template <class T> static inline T atomicExch(T *p, T v) {
+    T o = *p;
+    *p = v;
+    return o;
+}
+template <class T> static inline T atomicMax(T *p, T v) {
+    T o = *p;
+    *p = o > v ? o : v;
+    return o;
+}
+template <class T> static inline T atomicMin(T *p, T v) {
+    T o = *p;
+    *p = o < v ? o : v;
+    return o;
+}
+template <class T> static inline T atomicAnd(T *p, T v) {
+    T o = *p;
+    *p = o & v;
+    return o;
+}
+template <class T> static inline T atomicOr(T *p, T v) {
+    T o = *p;
+    *p = o | v;
+    return o;
+}
+template <class T> static inline T atomicXor(T *p, T v) {
+    T o = *p;
+    *p = o ^ v;
+    return o;
+}
+template <class T> static inline T atomicCAS(T *p, T cmp, T v) {
+    T o = *p;
+    if (o == cmp) *p = v;
+    return o;
+}
+static inline unsigned atomicInc(unsigned *p, unsigned lim) {
+    unsigned o = *p;
+    *p = o >= lim ? 0 : o + 1;
+    return o;
+}
 
 #endif

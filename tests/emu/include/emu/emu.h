@@ -36,8 +36,8 @@ void emu_warp_collective(unsigned mask, const void *in, size_t in_bytes, void *o
                          void (*combine)(const void *ins, void *outs, unsigned mask, void *ctx), void *ctx,
                          const char *what);
 
-int emu_lane_id(void);            /* lane of the running fiber thread (0..31) */
-int emu_in_kernel(void);          /* 1 inside kernel code */
+int emu_lane_id(void);             /* lane of the running fiber thread (0..31) */
+int emu_in_kernel(void);           /* 1 inside kernel code */
 const char *emu_kernel_name(void); /* the running kernel, or NULL */
 
 /* The device of a device pointer (-1: not device memory) and the current device. */

@@ -75,17 +75,17 @@ inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[
 
 // One context per variant, so every lane passes the same pointer.
 template <int NUM, int TRANS> inline void ldmatrix(uint32_t *r, const void *row_addr) {
-    static const ld_ctx ctx = {NUM, TRANS,
-                               NUM == 1   ? (TRANS ? "ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16"
-                                                   : "ldmatrix.sync.aligned.m8n8.x1.shared.b16")
-                               : NUM == 2 ? (TRANS ? "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16"
-                                                   : "ldmatrix.sync.aligned.m8n8.x2.shared.b16")
-                                          : (TRANS ? "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"
-                                                   : "ldmatrix.sync.aligned.m8n8.x4.shared.b16")};
+    static const ld_ctx ctx = {
+        NUM, TRANS,
+        NUM == 1
+            ? (TRANS ? "ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16" : "ldmatrix.sync.aligned.m8n8.x1.shared.b16")
+        : NUM == 2
+            ? (TRANS ? "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16" : "ldmatrix.sync.aligned.m8n8.x2.shared.b16")
+            : (TRANS ? "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" : "ldmatrix.sync.aligned.m8n8.x4.shared.b16")};
     uintptr_t a = (uintptr_t)row_addr;
     uint32_t out[NUM];
     emu_warp_collective(0xffffffffu, &a, sizeof a, out, sizeof out, ldmatrix_combine, (void *)&ctx, ctx.what);
     memcpy(r, out, sizeof out);
 }
 
-}  // namespace emu_mma
+} // namespace emu_mma

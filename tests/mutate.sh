@@ -16,7 +16,16 @@
 # the tree alone. Exit status: 0 when every mutant is killed or documented
 # equivalent and there are no errors; 1 otherwise.
 #
-# Usage: tests/mutate.sh [--check] [LIST] [PATTERN]
+# --emu: the list (default tests/emu/mutations_emu.txt) is of bugs in the CPU execution
+# harness (tests/emu/, its headers) and in what its suites check (kernels/cuda, rng,
+# comm_nccl.c), and the suite is make test-emu instead (make -j2 emu-build, then
+# make test-emu). A comment line "# suite: GLOB" runs the mutants after it with
+# TEST_ARGS=--filter=GLOB (Criterion's extglob over SUITE/TEST, e.g. 'emu_rules/*' or
+# '@(emu_philox|cuda_ops)/*'), until the next "# suite:" line; the baseline runs each
+# glob once. The worktree's build-emu/ is copied with the tree (timestamps kept), so
+# only what a mutant touches is rebuilt.
+#
+# Usage: tests/mutate.sh [--check] [--emu] [LIST] [PATTERN]
 #   --check: only check that every substitution changes exactly one line (no builds)
 #   PATTERN: run only the lines matching this grep regex
 # Env: MUTATE_TIMEOUT (seconds per suite run, default 300: a mutant that hangs is killed),
@@ -24,9 +33,17 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-CHECK=0
-[ "${1:-}" = --check ] && { CHECK=1; shift; }
-LIST=${1:-tests/mutations.txt}
+CHECK=0 EMU=0
+while :; do
+    case "${1:-}" in
+        --check) CHECK=1; shift ;;
+        --emu) EMU=1; shift ;;
+        *) break ;;
+    esac
+done
+DEFAULT_LIST=tests/mutations.txt
+[ $EMU = 1 ] && DEFAULT_LIST=tests/emu/mutations_emu.txt
+LIST=${1:-$DEFAULT_LIST}
 ONLY=${2:-}
 TIMEOUT=${MUTATE_TIMEOUT:-300}
 [ -f "$LIST" ] || { echo "mutate: $LIST: no such file" >&2; exit 2; }
@@ -68,31 +85,54 @@ fi
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/simcse-mutate.XXXXXX")
 cleanup() { [ "${MUTATE_KEEP:-0}" = 1 ] && echo "mutate: scratch copy kept in $SCRATCH" || rm -rf "$SCRATCH"; }
 trap cleanup EXIT
+# timestamps kept (-p): with build-emu/ copied as it is, make rebuilds only what is out of date
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
     [ -e "$f" ] || continue  # deleted in the working tree, not yet committed
-    mkdir -p "$SCRATCH/$(dirname "$f")" && cp -P "$f" "$SCRATCH/$f"
+    mkdir -p "$SCRATCH/$(dirname "$f")" && cp -pP "$f" "$SCRATCH/$f"
 done
+[ $EMU = 1 ] && [ -d build-emu ] && cp -a build-emu "$SCRATCH/"
 cd "$SCRATCH"
 
-suite() { # builds and runs the CPU suite; the log goes to $1
+suite() { # builds and runs the suite; the log goes to $1; $2: the Criterion filter (--emu)
+    if [ $EMU = 1 ]; then
+        make -j2 emu-build >"$1" 2>&1 || return 3
+        timeout "$TIMEOUT" make test-emu ${2:+TEST_ARGS="--filter=$2"} >>"$1" 2>&1
+        return
+    fi
     make CUDA=0 -j2 build/simcse build/simcse_tests >"$1" 2>&1 || return 3
     timeout "$TIMEOUT" make CUDA=0 -j2 test >>"$1" 2>&1
 }
 
 t0=$(date +%s)
 echo "mutate: baseline (unmutated copy in $SCRATCH)"
-if ! suite "$SCRATCH/baseline.log"; then
-    tail -20 "$SCRATCH/baseline.log"
-    echo "mutate: the unmutated suite fails in the scratch copy; nothing to measure" >&2
-    exit 2
+baseline_globs="" # --emu: each suite glob that a mutation line runs under, once ("": all of test-emu)
+if [ $EMU = 1 ]; then
+    baseline_globs=$(
+        g=""
+        while IFS= read -r line || [ -n "$line" ]; do
+            case "$line" in
+                "# suite:"*) g=$(sed -E 's/^# suite:[[:space:]]*//' <<<"$line") ;;
+                "#"* | "") ;;
+                *) if [ -z "$ONLY" ] || grep -q -- "$ONLY" <<<"$line"; then printf '%s\n' "$g"; fi ;;
+            esac
+        done <"$LIST" | sort -u
+    )
 fi
+while IFS= read -r glob; do
+    if ! suite "$SCRATCH/baseline.log" "$glob"; then
+        tail -20 "$SCRATCH/baseline.log"
+        echo "mutate: the unmutated suite${glob:+ ($glob)} fails in the scratch copy; nothing to measure" >&2
+        exit 2
+    fi
+done <<<"$baseline_globs"
 echo "mutate: baseline passes ($(($(date +%s) - t0)) s)"
 
-killed=0 survived=0 equivalent=0 errors=0 total=0 line_no=0 pending_equiv=""
+killed=0 survived=0 equivalent=0 errors=0 total=0 line_no=0 pending_equiv="" glob=""
 declare -a report
 while IFS= read -r line || [ -n "$line" ]; do
     line_no=$((line_no + 1))
     case "$line" in
+        "# suite:"*) glob=$(sed -E 's/^# suite:[[:space:]]*//' <<<"$line"); continue ;;
         "# equivalent:"*) pending_equiv=${line#"# equivalent:"}; continue ;;
         "#"* | "") [ -z "$line" ] && pending_equiv=""; continue ;;
     esac
@@ -118,7 +158,7 @@ while IFS= read -r line || [ -n "$line" ]; do
         errors=$((errors + 1)); report+=("ERROR     $tag ($why)"); echo "ERROR     $tag ($why)"; continue
     fi
     ts=$(date +%s)
-    suite "$SCRATCH/mutant.log"
+    suite "$SCRATCH/mutant.log" "$glob"
     rc=$?
     dt=$(($(date +%s) - ts))
     mv "$file.orig" "$file"

@@ -93,11 +93,19 @@ static int nc_all_reduce_host_f64(simcse_comm *c, double *v, int n) {
     return 0;
 }
 
-static void nc_abort(simcse_comm *c) { ncclCommAbort(X(c)->comm); }
+/* ncclCommAbort releases the NCCL communicator; the wrapper stays for destroy() (comm.h:
+ * the creator frees it, aborted or not). Later collectives pass a NULL comm, which NCCL
+ * refuses (ncclInvalidArgument): an error, not a use after free. */
+static void nc_abort(simcse_comm *c) {
+    nccl_ctx *x = X(c);
+    if (!x->comm) return;
+    ncclCommAbort(x->comm);
+    x->comm = NULL;
+}
 
 static void nc_destroy(simcse_comm *c) {
     nccl_ctx *x = X(c);
-    ncclCommDestroy(x->comm);
+    if (x->comm) ncclCommDestroy(x->comm);
     cudaStreamDestroy(x->stream);
     if (x->dbuf) cudaFree(x->dbuf);
     free(x);
@@ -128,6 +136,8 @@ simcse_comm *simcse_comm_nccl_create(int rank, int size, const unsigned char id[
     }
     if (init(x, rank, size, id) != 0) {
         simcse_error_prefix("NCCL rank %d of %d", rank, size);
+        if (x->comm) ncclCommAbort(x->comm); /* one left in an error state by a failed init */
+        if (x->stream) cudaStreamDestroy(x->stream);
         free(x);
         return NULL;
     }

@@ -54,6 +54,8 @@ static int sync_all(group *g) {
         if (sync_all(g) != 0) return simcse_error("communicator: another rank failed"); \
     } while (0)
 
+/* Frees nothing (comm.h): the group stays until simcse_comm_threads_destroy, after every rank's
+ * thread has returned, aborted or not. */
 static void th_abort(simcse_comm *c) {
     group *g = c->ctx;
     pthread_mutex_lock(&g->lock);

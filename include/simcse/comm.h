@@ -27,8 +27,14 @@ struct simcse_comm {
     int (*all_reduce_host_f64)(simcse_comm *c, double *v, int n);
     /* A rank that fails calls abort so the others get errors instead of waiting
      * for it forever (threads: every pending and later collective fails; NCCL:
-     * ncclCommAbort). */
+     * ncclCommAbort). abort frees nothing of the communicator: its creator still
+     * frees it after an abort exactly as without one (NCCL: destroy(), which then
+     * skips the NCCL communicator that ncclCommAbort already released; threads:
+     * simcse_comm_threads_destroy). Every later collective of an aborted
+     * communicator fails; destroy() is the only call it still takes. */
     void (*abort)(simcse_comm *c);
+    /* Frees a communicator of simcse_comm_nccl_create, aborted or not (NULL for the
+     * threads communicator: the group is freed by simcse_comm_threads_destroy). */
     void (*destroy)(simcse_comm *c);
 };
 

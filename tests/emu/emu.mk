@@ -77,13 +77,19 @@ $(EMU)/simcse_tests: $(EMU_TEST_OBJ) $(EMU)/libsimcse.a
 $(EMU)/bench_step: $(EMU)/obj/bench/bench_step.o $(EMU)/libsimcse.a
 	$(EMU_CXX) $(EMU_LDFLAGS) -o $@ $^ $(EMU_LDLIBS)
 
-# SIMCSE_TEST_SMALL: the suites' small shapes. The summary must show no skipped test.
+# SIMCSE_TEST_SMALL: the suites' small shapes. The summary must show no skipped test, no leak report
+# (LeakSanitizer's report of a test's worker does not fail the test) and, unfiltered, as many tests
+# as the sources declare.
 EMU_RUN_ENV := SIMCSE_TEST_SMALL=1 SIMCSE_BIN=$(EMU)/simcse LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
                ASAN_OPTIONS=detect_stack_use_after_return=0
 test-emu: $(EMU)/simcse $(EMU)/simcse_tests
 	{ $(EMU_RUN_ENV) $(EMU)/simcse_tests --jobs 2 $(TEST_ARGS); echo $$? > $(EMU)/test-emu.rc; } 2>&1 | tee $(EMU)/test-emu.log
 	@test "$$(cat $(EMU)/test-emu.rc)" = 0
 	@! grep -q 'SKIP' $(EMU)/test-emu.log || { echo "test-emu: a test was skipped (every test must run on the harness)"; exit 1; }
+	@! grep -q 'ERROR: LeakSanitizer' $(EMU)/test-emu.log || { echo "test-emu: LeakSanitizer reported a leak (a test's worker leaks only into the log)"; exit 1; }
+	@[ -n "$(TEST_ARGS)" ] || { want=$$(cat $(EMU_TEST_SRC) $(EMU_TEST_CU) | grep -c '^Test('); \
+	  ran=$$(sed -n 's/.*Synthesis: Tested: \([0-9]*\).*/\1/p' $(EMU)/test-emu.log | tail -1); \
+	  [ "$$ran" = "$$want" ] || { echo "test-emu: $$ran tests ran; the suites declare $$want (every test must run)"; exit 1; }; }
 
 bench-emu: $(EMU)/bench_step
 

@@ -16,7 +16,10 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <string>
 #include <vector>
 
 namespace {
@@ -221,11 +224,37 @@ Test(emu_cublas, gemmex_rejects_what_cublas_rejects) {
     cublasDestroy(h);
 }
 
-// A destroyed handle is undefined behaviour on a GPU: here an emu error, not a silent success.
-Test(emu_cublas, destroyed_handle_is_an_error, .signal = SIGABRT) {
-    cublasHandle_t h = make_handle(CUBLAS_DEFAULT_MATH);
-    cublasDestroy(h);
-    cublasSetStream(h, nullptr);
+// A destroyed handle is undefined behaviour on a GPU: here an emu error naming the call, not a
+// silent success (in a child: the error aborts the process).
+Test(emu_cublas, destroyed_handle_is_an_error) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    fflush(stdout);
+    fflush(stderr);
+    const pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], 2);
+        cublasHandle_t h = make_handle(CUBLAS_DEFAULT_MATH);
+        cublasDestroy(h);
+        cublasSetStream(h, nullptr);
+        fflush(stderr);
+        _exit(0);
+    }
+    close(p[1]);
+    std::string err;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(p[0], buf, sizeof buf)) > 0) err.append(buf, (size_t)n);
+    close(p[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    cr_assert(!(WIFEXITED(st) && WEXITSTATUS(st) == 0), "cublasSetStream accepted a destroyed handle:\n%s",
+              err.c_str());
+    cr_assert(err.find("cublasSetStream: handle ") != std::string::npos &&
+                  err.find("was destroyed or never created by cublasCreate") != std::string::npos,
+              "the error does not name the call and the problem:\n%s", err.c_str());
 }
 
 // ---------------- cuBLASLt ----------------

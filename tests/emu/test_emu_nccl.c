@@ -8,7 +8,12 @@
  *   with dropout on (fp32; the tolerance and the attention key-bias exception of
  *   tests/test_distributed.c, which runs the same check on the CPU with the threads
  *   communicator).
- * - A rank that aborts makes its peer's collective fail instead of hang.
+ * - Ranks that call different collectives (another count or kind), or a rank that skips
+ *   one, are rejected with the stand-in's message naming the collective, its number and
+ *   the ranks (in a child process: the stand-in aborts, as a GPU job would hang).
+ * - A rank that aborts makes its peer's collective fail instead of hang; its own later
+ *   collectives fail, and destroy() frees it after the abort (comm.h: the creator frees an
+ *   aborted communicator; LeakSanitizer checks that nothing is left).
  * Built only by make test-emu (tests/emu/test_*.c). */
 #include <criterion/criterion.h>
 #include <cuda_runtime.h>
@@ -17,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "simcse/comm.h"
 #include "simcse/common.h"
@@ -119,11 +126,15 @@ typedef struct {
     int rank;
     const unsigned char *id;
     int rc;
+    pthread_barrier_t *made; /* both ranks have tried to make their communicator */
 } abort_arg;
 
 static void *abort_or_reduce(void *p) {
     abort_arg *a = p;
     simcse_comm *c = simcse_comm_nccl_create(a->rank, 2, a->id, a->rank);
+    /* rank 1 aborts once rank 0 has its communicator: an abort during ncclCommInitRank fails
+     * the peer's init instead, which is not what this test is about */
+    pthread_barrier_wait(a->made);
     if (!c) {
         a->rc = -2;
         return NULL;
@@ -132,7 +143,10 @@ static void *abort_or_reduce(void *p) {
     cudaMemset(d, 0, 4 * sizeof(float));
     if (a->rank == 1) {
         c->abort(c); /* rank 1 fails before the collective */
-        a->rc = 0;
+        c->abort(c); /* a second abort is harmless */
+        /* its own later collectives fail (comm.h), and its creator still frees it */
+        a->rc = c->all_reduce_sum(c, d, 4) == -1 && c->all_reduce_host_f64(c, (double[]){1.0}, 1) == -1 ? 0 : -3;
+        c->destroy(c);
     } else {
         a->rc = c->all_reduce_sum(c, d, 4);
         if (a->rc == 0) a->rc = c->all_reduce_sum(c, d, 4); /* at the latest the next one fails */
@@ -146,11 +160,89 @@ Test(emu_nccl, an_aborting_rank_fails_its_peers_collective, .timeout = 60) {
     unsigned char id[SIMCSE_NCCL_ID_BYTES];
     cr_assert_eq(simcse_nccl_unique_id(id), 0);
     pthread_t th[2];
-    abort_arg args[2] = {{0, id, 1}, {1, id, 1}};
+    pthread_barrier_t made;
+    pthread_barrier_init(&made, NULL, 2);
+    abort_arg args[2] = {{0, id, 1, &made}, {1, id, 1, &made}};
     for (int r = 0; r < 2; r++) pthread_create(&th[r], NULL, abort_or_reduce, &args[r]);
     for (int r = 0; r < 2; r++) pthread_join(th[r], NULL);
-    cr_assert_eq(args[1].rc, 0);
+    pthread_barrier_destroy(&made);
+    cr_assert_eq(args[1].rc, 0, "the aborted rank's own collectives: %d (-3: one did not fail)", args[1].rc);
     cr_assert_eq(args[0].rc, -1, "rank 0's all-reduce after rank 1 aborted returned %d, want an error", args[0].rc);
+}
+
+/* ---------------- ranks that disagree: rejected, with the stand-in's message ---------------- */
+
+/* What rank 1 does where rank 0 calls all_reduce_sum(5 floats) */
+enum { MIS_COUNT, MIS_KIND, MIS_SKIP };
+static int g_mismatch;
+
+static void *mismatched_rank(void *p) {
+    abort_arg *a = p;
+    simcse_comm *c = simcse_comm_nccl_create(a->rank, 2, a->id, a->rank);
+    if (!c) return NULL;
+    float *d = dev_copy(NULL, 10);
+    cudaMemset(d, 0, 10 * sizeof(float));
+    if (a->rank == 0)
+        a->rc = c->all_reduce_sum(c, d, 5);
+    else if (g_mismatch == MIS_COUNT)
+        a->rc = c->all_reduce_sum(c, d, 4);
+    else if (g_mismatch == MIS_KIND)
+        a->rc = c->all_gather(c, d + 5, d, 5); /* in place: rank 1 sends recv[5..10) */
+    /* MIS_SKIP: rank 1 never calls it (and keeps its communicator) */
+    return NULL;
+}
+
+/* In a child (the stand-in aborts the process): returns its stderr; *failed = it did not exit 0. */
+static char *mismatch_in_child(int kind, int *failed) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], 2);
+        setenv("EMU_NCCL_TIMEOUT_S", "1", 1); /* the skipped collective: rank 0 gives up after 1 s */
+        g_mismatch = kind;
+        unsigned char id[SIMCSE_NCCL_ID_BYTES];
+        if (simcse_nccl_unique_id(id) != 0) _exit(3);
+        pthread_t th[2];
+        abort_arg args[2] = {{0, id, 0, NULL}, {1, id, 0, NULL}};
+        for (int r = 0; r < 2; r++) pthread_create(&th[r], NULL, mismatched_rank, &args[r]);
+        for (int r = 0; r < 2; r++) pthread_join(th[r], NULL);
+        fflush(stderr);
+        _exit(0);
+    }
+    close(p[1]);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    ssize_t n;
+    while ((n = read(p[0], out + len, cap - 1 - len)) > 0) len += (size_t)n;
+    out[len] = 0;
+    close(p[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    *failed = !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return out;
+}
+
+static void expect_mismatch_rejected(int kind, const char *what) {
+    int failed = 0;
+    char *err = mismatch_in_child(kind, &failed);
+    cr_assert(failed, "the NCCL stand-in accepted ranks that disagree; its stderr:\n%s", err);
+    cr_assert(strstr(err, what), "the error does not say '%s':\n%s", what, err);
+    free(err);
+}
+
+Test(emu_nccl, ranks_that_call_different_collectives_are_rejected, .timeout = 60) {
+    expect_mismatch_rejected(MIS_COUNT, "ncclAllReduce: collective #0: rank 0 called ncclAllReduce(count 5, type 7, op "
+                                        "0) but rank 1 called ncclAllReduce(count 4, type 7, op 0): ranks must call "
+                                        "the same collectives in the same order");
+    expect_mismatch_rejected(MIS_KIND, "collective #0: rank 0 called ncclAllReduce(count 5, type 7, op 0) but rank 1 "
+                                       "called ncclAllGather(count 5");
+    expect_mismatch_rejected(MIS_SKIP, "ncclAllReduce: rank 0 of 2 waited 1 s in collective #0 for rank(s) 1, which "
+                                       "never reached it");
 }
 
 /* ---------------- training: NCCL ranks vs one rank ---------------- */

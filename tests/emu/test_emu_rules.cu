@@ -87,6 +87,20 @@ __global__ void k_barrier_vs_shuffle(float *out) {
     out[threadIdx.x] = v;
 }
 
+/* Warp 0 waits at the barrier; warp 1 never gets there as a whole: its lane 5 is at the barrier
+ * while lanes 0-4 and 6-31 wait in a shuffle for it (a GPU hangs). The harness must say which
+ * lane of warp 1 is missing (lane 5, not a lane of warp 0, which is at the barrier). */
+__global__ void k_warp1_never_reaches(float *out) {
+    float v = threadIdx.x;
+    if (threadIdx.x == 37)
+        __syncthreads();
+    else if (threadIdx.x >= 32)
+        v = __shfl_xor_sync(0xffffffffu, v, 1);
+    else
+        __syncthreads();
+    out[threadIdx.x] = v;
+}
+
 static float *dev_floats(size_t n) {
     float *p = NULL;
     if (cudaMalloc(&p, n * sizeof(float)) != cudaSuccess) abort();
@@ -109,12 +123,22 @@ static void run_barrier_vs_shuffle(void) {
     cudaDeviceSynchronize();
 }
 
+static void run_warp1_never_reaches(void) {
+    float *o = dev_floats(64);
+    k_warp1_never_reaches<<<1, 64>>>(o);
+    cudaDeviceSynchronize();
+}
+
 Test(emu_rules, divergent_barrier_is_an_error) {
     expect_rejected(run_divergent, "k_divergent_barrier", "divergent barrier");
     expect_accepted(run_uniform);
 }
 Test(emu_rules, barrier_a_warp_never_reaches_is_an_error_not_a_hang) {
-    expect_rejected(run_barrier_vs_shuffle, "k_barrier_vs_shuffle", "never arrives");
+    expect_rejected(run_barrier_vs_shuffle, "k_barrier_vs_shuffle",
+                    "__shfl_xor_sync: lane 0 of the mask 0xffffffff never arrives: it waits at ");
+    expect_rejected(run_warp1_never_reaches, "k_warp1_never_reaches",
+                    "__shfl_xor_sync: lane 5 of the mask 0xffffffff never arrives: it waits at ");
+    expect_rejected(run_warp1_never_reaches, "k_warp1_never_reaches", "__syncthreads [kernel k_warp1_never_reaches");
 }
 
 /* __syncthreads_count / _and / _or */
@@ -123,12 +147,32 @@ __global__ void k_bar_reduce(int *out) {
     const int c = __syncthreads_count(p), a = __syncthreads_and(p), o = __syncthreads_or(p);
     if (threadIdx.x == 0) out[0] = c, out[1] = a, out[2] = o;
 }
+/* threads that exited do not hold a barrier up: the last live thread to arrive releases it,
+ * also when it arrives before the others exit */
+__global__ void k_bar_after_exits(int *out) {
+    if (threadIdx.x >= 40) return;
+    const int c = __syncthreads_count(1);
+    out[threadIdx.x] = c;
+}
+__global__ void k_bar_exits_after(int *out) {
+    if (threadIdx.x < 40) {
+        out[threadIdx.x] = __syncthreads_count(1);
+        return;
+    }
+    out[threadIdx.x] = -1; /* threads 40-63 exit after 0-39 wait */
+}
 Test(emu_rules, barrier_reductions) {
-    int *d, h[3];
+    int *d, h[64];
     CK(cudaMalloc(&d, sizeof h));
     k_bar_reduce<<<1, 96>>>(d);
-    CK(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(h, d, 3 * sizeof(int), cudaMemcpyDeviceToHost));
     cr_assert(h[0] == 32 && h[1] == 0 && h[2] == 1, "count %d and %d or %d", h[0], h[1], h[2]);
+    k_bar_after_exits<<<1, 64>>>(d);
+    CK(cudaMemcpy(h, d, 40 * sizeof(int), cudaMemcpyDeviceToHost));
+    for (int i = 0; i < 40; i++) cr_assert_eq(h[i], 40, "thread %d counted %d at the barrier", i, h[i]);
+    k_bar_exits_after<<<1, 64>>>(d);
+    CK(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost));
+    for (int i = 0; i < 40; i++) cr_assert_eq(h[i], 40, "thread %d counted %d at the barrier", i, h[i]);
     CK(cudaFree(d));
 }
 
@@ -152,10 +196,23 @@ __global__ void k_shuffles(float *out) {
         out[160 + l] = __shfl_sync(0x0000ffffu, v, 15); /* half a warp, its own mask */
     else
         out[160 + l] = __shfl_sync(0xffff0000u, v, 16);
+    /* past the end of its 16-lane segment: its own value; an earlier segment may be read (CUDA
+     * guide: "able to access elements from earlier groups", PTX: j <= maxLane) */
+    out[192 + l] = __shfl_xor_sync(0xffffffffu, v, 16, 16);
+    out[224 + l] = __shfl_xor_sync(0xffffffffu, v, 5, 8); /* inside its 8-lane segment */
+}
+/* lanes 0-15 shuffle down among themselves, but lane 15 reads lane 16, which is not in the mask */
+__global__ void k_shfl_reads_outside_mask(float *out) {
+    if (threadIdx.x < 16) out[threadIdx.x] = __shfl_down_sync(0x0000ffffu, (float)threadIdx.x, 1);
 }
 static void run_mask_excludes(void) {
     float *o = dev_floats(32);
     k_mask_excludes_caller<<<1, 32>>>(o);
+    cudaDeviceSynchronize();
+}
+static void run_shfl_outside(void) {
+    float *o = dev_floats(32);
+    k_shfl_reads_outside_mask<<<1, 32>>>(o);
     cudaDeviceSynchronize();
 }
 static void run_ballot_missing(void) {
@@ -167,9 +224,11 @@ static void run_ballot_missing(void) {
 Test(emu_rules, warp_mask_must_match_the_lanes_that_arrive) {
     expect_rejected(run_mask_excludes, "k_mask_excludes_caller", "does not include itself");
     expect_rejected(run_ballot_missing, "k_ballot_missing_lane", "lane 5 of the mask 0xffffffff never arrives");
+    expect_rejected(run_shfl_outside, "k_shfl_reads_outside_mask",
+                    "lane 15 reads lane 16, which is not in the mask 0x0000ffff");
 }
 Test(emu_rules, shuffles_follow_the_ptx_semantics) {
-    float *d = dev_floats(192), h[192];
+    float *d = dev_floats(256), h[256];
     k_shuffles<<<1, 32>>>(d);
     CK(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost));
     for (int l = 0; l < 32; l++) {
@@ -179,6 +238,8 @@ Test(emu_rules, shuffles_follow_the_ptx_semantics) {
         cr_assert_eq(h[96 + l], (float)(l >= 1 ? l - 1 : l));
         cr_assert_eq(h[128 + l], 16.0f);
         cr_assert_eq(h[160 + l], l < 16 ? 15.0f : 16.0f);
+        cr_assert_eq(h[192 + l], (float)(l < 16 ? l : l - 16), "xor 16 width 16, lane %d", l);
+        cr_assert_eq(h[224 + l], (float)(l ^ 5), "xor 5 width 8, lane %d", l);
     }
     CK(cudaFree(d));
 }
@@ -300,8 +361,14 @@ static void race_with(void (*launch)(float *)) {
     launch(o);
     if (cudaDeviceSynchronize() != cudaSuccess) abort();
 }
+/* read-modify-write of its own element: order-independent, so every order must agree (the
+ * harness restores what the kernel can write before each further order) */
+__global__ void k_accumulate(float *out) { out[threadIdx.x] += 1.0f; }
 static void launch_missing(float *o) { k_missing_barrier<<<2, 256>>>(o); }
-static void launch_with(float *o) { k_with_barrier<<<2, 256>>>(o); }
+static void launch_with(float *o) {
+    k_with_barrier<<<2, 256>>>(o);
+    k_accumulate<<<1, 256>>>(o);
+}
 static unsigned long long g_race_seed;
 static void run_missing_barrier(void) {
     emu_set_orders(2, g_race_seed);

@@ -96,7 +96,8 @@ cd "$SCRATCH"
 suite() { # builds and runs the suite; the log goes to $1; $2: the Criterion filter (--emu)
     if [ $EMU = 1 ]; then
         make -j2 emu-build >"$1" 2>&1 || return 3
-        timeout "$TIMEOUT" make test-emu ${2:+TEST_ARGS="--filter=$2"} >>"$1" 2>&1
+        # quoted for the recipe's shell: extglobs have parentheses and bars
+        timeout "$TIMEOUT" make test-emu ${2:+TEST_ARGS="--filter='$2'"} >>"$1" 2>&1
         return
     fi
     make CUDA=0 -j2 build/simcse build/simcse_tests >"$1" 2>&1 || return 3

@@ -22,14 +22,28 @@
  *   the MLP head. With I = 4H and fixed L this is the PyTorch formula term for term.
  * - --compare-grad-cache C runs the same inputs with chunk C first and then
  *   uncached (each with its own encoder), so the host peak RSS of the cached run is
- *   not inflated by the larger uncached one, and checks that both give the same loss. */
+ *   not inflated by the larger uncached one, and checks that both give the same loss.
+ * - --counters (include/simcse/cuda_counters.h; bench/README.md defines each figure): per
+ *   timed step, the executed launches (kernel grids and library calls, graph replays
+ *   included), the host-blocking waits issued by the step (the bench's own be->sync that
+ *   ends the step is not one of them), device allocations and host-to-device bytes.
+ *   launches_per_layer is the difference of per-step launches between this model and the
+ *   same model with one layer fewer. That one runs in a forked child before either touches
+ *   the device, so that nothing one run caches (graphs, cuBLASLt plans, the scratch arena)
+ *   can change the other's count, and the figure holds however a step is issued (eagerly,
+ *   fused, or as one graph replay). optimizer_launches: one more simcse_optimizer_step run
+ *   eagerly after the timed steps, launches counted around it (the step itself may be a
+ *   graph replay, where the optimizer's share cannot be told apart). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bench/bench_common.h"
 #include "simcse/cli.h"
+#include "simcse/cuda_counters.h"
 #include "simcse/data.h"
 #include "simcse/data_dir.h"
 #include "simcse/embedder.h"
@@ -42,7 +56,7 @@
 typedef struct {
     const char *model, *data, *vocab, *device, *precision, *json;
     int batch, seq, max_len, steps, warmup, chunk, compare_chunk, seed;
-    int nccl;
+    int nccl, counters;
 } options;
 
 /* The prepared inputs for one chunk size: n_batches batches of n_chunks packed chunks. */
@@ -56,11 +70,19 @@ typedef struct {
     double flops;            /* model FLOPs summed over the batches */
 } inputs;
 
+/* --counters: per timed step (averages), and the optimizer's launches */
+typedef struct {
+    int ok; /* the build counts (simcse_cuda_counters_read) */
+    double launches, graph_launches, host_syncs, allocations, h2d_bytes;
+    double optimizer_launches;
+} step_counters;
+
 typedef struct {
     double ms_median, ms_mean, ms_min;
     float loss;
     double rss_mib;
     long long dev_peak;
+    step_counters counts;
 } run_result;
 
 static void usage(FILE *f) {
@@ -82,7 +104,10 @@ static void usage(FILE *f) {
             "  --seed S               input and weight seed (default 0)\n"
             "  --nccl                 run the step through a one-rank NCCL communicator (its collectives\n"
             "                         included), to compare with the step without one\n"
-            "  --json FILE            also append the JSON line(s) to FILE\n");
+            "  --json FILE            also append the JSON line(s) to FILE\n"
+            "  --counters             also print the CUDA counters of a steady-state step: launches per\n"
+            "                         encoder layer, optimizer launches, host syncs, allocations, H2D bytes,\n"
+            "                         graph replay (bench/README.md)\n");
 }
 
 static void parse(int argc, char **argv, options *o) {
@@ -104,6 +129,10 @@ static void parse(int argc, char **argv, options *o) {
         const char *a = argv[i];
         if (!strcmp(a, "--nccl")) {
             o->nccl = 1;
+            continue;
+        }
+        if (!strcmp(a, "--counters")) {
+            o->counters = 1;
             continue;
         }
         if ((r = simcse_arg_str(argc, argv, &i, "--model", &o->model)) ||
@@ -133,6 +162,7 @@ static void parse(int argc, char **argv, options *o) {
     }
     if (o->data && seq_given) bench_die("--seq and --data exclude each other (--max-len bounds real sentences)");
     if (o->chunk && o->compare_chunk) bench_die("--grad-cache-chunk and --compare-grad-cache exclude each other");
+    if (o->counters && o->compare_chunk) bench_die("--counters and --compare-grad-cache exclude each other");
     if (o->compare_chunk && o->compare_chunk >= o->batch)
         bench_die("--compare-grad-cache %d: the chunk must be smaller than --batch %d", o->compare_chunk, o->batch);
 }
@@ -299,17 +329,33 @@ static run_result run_steps(simcse_backend *be, const simcse_model *m, const opt
     bench_check(simcse_optimizer_init(&opt, be, m, &ac), "creating the optimizer");
     double *ms = simcse_xmalloc((size_t)o->steps * sizeof *ms);
     run_result r = {0};
+    simcse_cuda_counters c0, c_issued, c1;
+    r.counts.ok = o->counters && !bench_is_cpu(be) && simcse_cuda_counters_read(&c0);
     be->sync(be);
     for (int s = 0; s < o->warmup + o->steps; s++) {
         const simcse_packed *chunks = &in->packed[(s % in->n_batches) * in->n_chunks];
+        const int counting = r.counts.ok && s >= o->warmup;
+        if (counting) simcse_cuda_counters_read(&c0);
         double t0 = simcse_now_seconds();
         simcse_encoder_zero_grads(e);
         simcse_encoder_set_dropout(e, 1, (uint64_t)o->seed, (uint32_t)s);
         if (simcse_step_run(st, chunks, in->counts, in->n_chunks, &r.loss) != 0)
             bench_die("step %d: %s", s, simcse_last_error());
         double norm = simcse_optimizer_step(&opt, simcse_encoder_params(e), simcse_encoder_grads(e), NULL);
+        if (counting) simcse_cuda_counters_read(&c_issued); /* the step's own waits end here */
         be->sync(be);
         double t1 = simcse_now_seconds();
+        if (counting) { /* executed work and copies are complete after the sync (the harness runs them there) */
+            simcse_cuda_counters_read(&c1);
+            step_counters *k = &r.counts;
+            k->launches +=
+                (double)(c1.kernels_executed + c1.library_executed - c0.kernels_executed - c0.library_executed) /
+                o->steps;
+            k->graph_launches += (double)(c1.graph_launches - c0.graph_launches) / o->steps;
+            k->host_syncs += (double)(c_issued.host_syncs - c0.host_syncs) / o->steps;
+            k->allocations += (double)(c_issued.allocations - c0.allocations) / o->steps;
+            k->h2d_bytes += (double)(c1.h2d_bytes - c0.h2d_bytes) / o->steps;
+        }
         if (!isfinite(r.loss) || !isfinite(norm)) bench_die("step %d: loss %g, gradient norm %g", s, r.loss, norm);
         if (s >= o->warmup) ms[s - o->warmup] = (t1 - t0) * 1e3;
     }
@@ -323,6 +369,14 @@ static run_result run_steps(simcse_backend *be, const simcse_model *m, const opt
     r.ms_median = bench_median(ms, o->steps);
     r.rss_mib = bench_peak_rss_mib();
     r.dev_peak = bench_device_peak_bytes(be);
+    if (r.counts.ok) { /* the optimizer alone, eagerly, on the last step's gradients */
+        simcse_cuda_counters_read(&c0);
+        simcse_optimizer_step(&opt, simcse_encoder_params(e), simcse_encoder_grads(e), NULL);
+        be->sync(be);
+        simcse_cuda_counters_read(&c1);
+        r.counts.optimizer_launches =
+            (double)(c1.kernels_executed + c1.library_executed - c0.kernels_executed - c0.library_executed);
+    }
     free(ms);
     simcse_optimizer_free(&opt);
     simcse_step_free(st);
@@ -392,12 +446,69 @@ static void report(const options *o, const simcse_model *m, simcse_backend *be, 
     bench_json_emit(&j, o->json, 1);
 }
 
+/* --counters: the same run on the model with one layer fewer, in a child forked before this
+ * process touches the device; returns its per-step launches. */
+static double launches_one_layer_fewer(const options *o, const simcse_config *cfg) {
+    if (cfg->layers < 2) bench_die("--counters needs a model of at least 2 layers (it has %d)", cfg->layers);
+    int fd[2];
+    if (pipe(fd) != 0) bench_die("--counters: pipe failed");
+    fflush(stdout);
+    fflush(stderr);
+    const pid_t pid = fork();
+    if (pid < 0) bench_die("--counters: fork failed");
+    if (pid == 0) {
+        close(fd[0]);
+        simcse_config c = *cfg;
+        c.layers--;
+        simcse_backend *be = simcse_backend_select(o->device, o->precision, 0);
+        if (!be) bench_die("%s", simcse_last_error());
+        simcse_model m;
+        bench_check(simcse_model_init(&m, &c), "model");
+        simcse_model_init_random(&m, (uint64_t)o->seed);
+        const int chunk = o->chunk > 0 && o->chunk < o->batch ? o->chunk : o->batch;
+        inputs in;
+        inputs_make(&in, o, &c, chunk);
+        run_result r = run_steps(be, &m, o, &in);
+        inputs_free(&in);
+        simcse_model_free(&m);
+        double v = r.counts.ok ? r.counts.launches : -1;
+        if (write(fd[1], &v, sizeof v) != (ssize_t)sizeof v) bench_die("--counters: writing to the parent failed");
+        close(fd[1]);
+        exit(0);
+    }
+    close(fd[1]);
+    double v = -1;
+    const ssize_t got = read(fd[0], &v, sizeof v);
+    close(fd[0]);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != (ssize_t)sizeof v)
+        bench_die("--counters: the run with %d layers failed (see above)", cfg->layers - 1);
+    return v;
+}
+
+static void report_counters(const run_result *r, double fewer, const simcse_config *cfg) {
+    const step_counters *k = &r->counts;
+    if (!k->ok || fewer < 0) {
+        printf("counters: unavailable (this build or backend does not count: --device cuda on the harness "
+               "build or an nvcc build)\n");
+        return;
+    }
+    printf("bench_step:   counters: %.1f launches per step with %d layers, %.1f with %d, %.2f graph launches per "
+           "step\n",
+           k->launches, cfg->layers, fewer, cfg->layers - 1, k->graph_launches);
+    printf("counters: launches_per_layer=%lld optimizer_launches=%lld host_syncs=%lld allocations=%lld "
+           "h2d_bytes=%lld graph=%s\n",
+           llround(k->launches - fewer), llround(k->optimizer_launches), llround(k->host_syncs),
+           llround(k->allocations), llround(k->h2d_bytes), k->graph_launches > 0 ? "yes" : "no");
+}
+
 int main(int argc, char **argv) {
     bench_prog = "bench_step";
     options o;
     parse(argc, argv, &o);
     simcse_config cfg;
     bench_model_config(o.model, &cfg);
+    const double fewer = o.counters ? launches_one_layer_fewer(&o, &cfg) : -1;
     if (!o.data && o.seq > simcse_config_max_tokens(&cfg))
         bench_die("--seq %d exceeds the model's %d positions", o.seq, simcse_config_max_tokens(&cfg));
     if (o.data && o.max_len > simcse_config_max_tokens(&cfg))
@@ -415,6 +526,7 @@ int main(int argc, char **argv) {
         inputs_make(&in, &o, &cfg, chunk);
         run_result r = run_steps(be, &m, &o, &in);
         report(&o, &m, be, precision, &in, &r, chunk);
+        if (o.counters) report_counters(&r, fewer, &cfg);
         inputs_free(&in);
     } else {
         inputs in_c, in_u;

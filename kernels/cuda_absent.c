@@ -1,5 +1,6 @@
 /* Backend entry points for a build without the CUDA toolkit (make CUDA=0 or no nvcc). */
 #include "simcse/common.h"
+#include "simcse/cuda_counters.h"
 #include "simcse/ops.h"
 
 simcse_backend *simcse_backend_cuda(int device, int bf16) {
@@ -10,3 +11,12 @@ simcse_backend *simcse_backend_cuda(int device, int bf16) {
 }
 
 int simcse_cuda_available(void) { return 0; }
+
+int simcse_cuda_counters_read(simcse_cuda_counters *out) {
+    (void)out;
+    return 0;
+}
+int simcse_cuda_backend_counters_read(simcse_cuda_counters *out) {
+    (void)out;
+    return 0;
+}

@@ -16,12 +16,121 @@
  *   fatal with the call, file and line (see cuda_common.cuh).
  * - to_device from pageable host memory returns once the source has been staged, so the
  *   caller may reuse it at once (a page-locked source would be read later: sync first);
- *   to_host waits for the copy (and so for all prior work). */
+ *   to_host waits for the copy (and so for all prior work).
+ * - Counters (include/simcse/cuda_counters.h): the counting interposers of cuda_common.cuh
+ *   and cu_launch_check feed the counts kept here, so the nvcc build reports the same figures
+ *   as the harness's runtime (a harness test compares the two). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <map>
+#include <mutex>
+
 #include "kernels/cuda/cuda_common.cuh"
+extern "C" {
+#include "simcse/cuda_counters.h"
+}
+
+/* ---- counters (include/simcse/cuda_counters.h), fed by the interposers of cuda_common.cuh ----
+ * One mutex for all of it: launches come from every rank's thread. Work issued while this
+ * thread captures a stream goes into the capture's tally; the tally follows the graph to its
+ * executable graph, and each cudaGraphLaunch adds it to the executed counts. */
+namespace {
+struct cu_tally {
+    unsigned long long kernels, library, h2d, d2h;
+};
+std::mutex g_count_mu;
+simcse_cuda_counters g_count;
+thread_local cu_tally *t_capture; /* this thread's capture in progress, or NULL */
+std::map<cudaGraph_t, cu_tally> g_graph_tally;
+std::map<cudaGraphExec_t, cu_tally> g_exec_tally;
+std::map<uintptr_t, size_t> g_pinned; /* cudaMallocHost blocks: copies into them do not block */
+} // namespace
+
+void cu_count_launch(int library) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    if (t_capture) {
+        (library ? t_capture->library : t_capture->kernels)++;
+        return;
+    }
+    g_count.launches++;
+    if (library)
+        g_count.library_calls++, g_count.library_executed++;
+    else
+        g_count.kernel_launches++, g_count.kernels_executed++;
+}
+void cu_count_sync(void) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    g_count.host_syncs++;
+}
+void cu_count_alloc(void *pinned, size_t bytes) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    g_count.allocations++;
+    if (pinned) g_pinned[(uintptr_t)pinned] = bytes;
+}
+void cu_count_free_host(void *p) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    g_count.host_syncs++;
+    g_pinned.erase((uintptr_t)p);
+}
+static int cu_is_pinned_locked(const void *p, size_t n) {
+    auto it = g_pinned.upper_bound((uintptr_t)p);
+    if (it == g_pinned.begin()) return 0;
+    --it;
+    return (uintptr_t)p + n <= it->first + it->second;
+}
+void cu_count_copy(const void *dst, size_t bytes, cudaMemcpyKind kind, int blocking) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    const int h2d = kind == cudaMemcpyHostToDevice, d2h = kind == cudaMemcpyDeviceToHost;
+    /* a copy into pageable host memory returns when it is done (never legal in a capture) */
+    if (blocking || ((d2h || kind == cudaMemcpyHostToHost) && !t_capture && !cu_is_pinned_locked(dst, bytes)))
+        g_count.host_syncs++;
+    cu_tally *t = t_capture;
+    if (h2d) (t ? t->h2d : g_count.h2d_bytes) += bytes;
+    if (d2h) (t ? t->d2h : g_count.d2h_bytes) += bytes;
+}
+void cu_count_capture_begin(void) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    delete t_capture;
+    t_capture = new cu_tally();
+}
+void cu_count_capture_end(cudaGraph_t g) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    if (t_capture && g) g_graph_tally[g] = *t_capture;
+    delete t_capture;
+    t_capture = NULL;
+}
+void cu_count_instantiate(cudaGraphExec_t x, cudaGraph_t g) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    auto it = g_graph_tally.find(g);
+    if (it != g_graph_tally.end()) g_exec_tally[x] = it->second;
+}
+void cu_count_graph_launch(cudaGraphExec_t x) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    g_count.launches++;
+    g_count.graph_launches++;
+    auto it = g_exec_tally.find(x);
+    if (it == g_exec_tally.end()) return; /* made outside kernels/cuda: its content is unknown */
+    g_count.kernels_executed += it->second.kernels;
+    g_count.library_executed += it->second.library;
+    g_count.h2d_bytes += it->second.h2d;
+    g_count.d2h_bytes += it->second.d2h;
+}
+void cu_count_exec_destroy(cudaGraphExec_t x) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    g_exec_tally.erase(x);
+}
+
+extern "C" int simcse_cuda_backend_counters_read(simcse_cuda_counters *out) {
+    std::lock_guard<std::mutex> lk(g_count_mu);
+    *out = g_count;
+    return 1;
+}
+#ifndef SIMCSE_EMU
+/* the nvcc build: the backend's count is the only one (the harness has its runtime's) */
+extern "C" int simcse_cuda_counters_read(simcse_cuda_counters *out) { return simcse_cuda_backend_counters_read(out); }
+#endif
 
 void cu_fail(const char *file, int line, const char *what, const char *detail) {
     simcse_error("cuda backend: %s:%d: %s failed: %s", file, line, what, detail);
@@ -35,6 +144,7 @@ static int g_sync_launches = -1;
 
 void cu_launch_check(const char *file, int line, const char *what) {
     cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess) cu_count_launch(0);
     if (e == cudaSuccess) {
         if (g_sync_launches < 0) {
             const char *v = getenv("SIMCSE_CUDA_SYNC");

@@ -168,4 +168,122 @@ void cu_sumsq(simcse_backend *be, double *out, const float *x, size_t n);
 void cu_adamw(simcse_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
               float beta2, float eps, float wd, float grad_scale, int step);
 
+/* ---- counters (include/simcse/cuda_counters.h; the counts live in backend.cu) ----
+ * Counting interposers: every runtime or library call of kernels/cuda that launches work,
+ * blocks the host, allocates, copies or drives a graph goes through cu_counted_* below, which
+ * calls the real function (its name in parentheses, so the macro does not apply to it) and
+ * counts what succeeded. CU_CHECK's messages keep the call's own text (# does not expand
+ * macros). Kernel launches are counted by cu_launch_check. A new library call that runs work
+ * (say cublasGemmStridedBatchedEx) needs a line here; the harness test that compares these
+ * counts with the emulated runtime's (tests/emu/test_emu_counters.c) fails until it has one. */
+void cu_count_launch(int library);
+void cu_count_sync(void);
+void cu_count_alloc(void *pinned, size_t bytes); /* pinned: the page-locked block, else NULL */
+void cu_count_free_host(void *p);
+void cu_count_copy(const void *dst, size_t bytes, cudaMemcpyKind kind, int blocking);
+void cu_count_capture_begin(void);
+void cu_count_capture_end(cudaGraph_t g);
+void cu_count_instantiate(cudaGraphExec_t x, cudaGraph_t g);
+void cu_count_graph_launch(cudaGraphExec_t x);
+void cu_count_exec_destroy(cudaGraphExec_t x);
+
+static inline cudaError_t cu_counted_sync_call(cudaError_t e) {
+    if (e == cudaSuccess) cu_count_sync();
+    return e;
+}
+template <typename T, typename... A> static inline cudaError_t cu_counted_malloc(T **p, A... a) {
+    cudaError_t e = (cudaMalloc)(p, a...);
+    if (e == cudaSuccess) cu_count_alloc(NULL, 0);
+    return e;
+}
+template <typename T, typename... A> static inline cudaError_t cu_counted_malloc_host(T **p, size_t n, A... a) {
+    cudaError_t e = (cudaMallocHost)(p, n, a...);
+    if (e == cudaSuccess) cu_count_alloc((void *)*p, n);
+    return e;
+}
+template <typename T, typename... A> static inline cudaError_t cu_counted_host_alloc(T **p, size_t n, A... a) {
+    cudaError_t e = (cudaHostAlloc)(p, n, a...);
+    if (e == cudaSuccess) cu_count_alloc((void *)*p, n);
+    return e;
+}
+static inline cudaError_t cu_counted_free(void *p) {
+    cudaError_t e = (cudaFree)(p);
+    if (e == cudaSuccess && p) cu_count_sync();
+    return e;
+}
+static inline cudaError_t cu_counted_free_host(void *p) {
+    cudaError_t e = (cudaFreeHost)(p);
+    if (e == cudaSuccess && p) cu_count_free_host(p);
+    return e;
+}
+static inline cudaError_t cu_counted_memcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k) {
+    cudaError_t e = (cudaMemcpy)(dst, src, n, k);
+    if (e == cudaSuccess && n) cu_count_copy(dst, n, k, 1);
+    return e;
+}
+template <typename... A>
+static inline cudaError_t cu_counted_memcpy_async(void *dst, const void *src, size_t n, cudaMemcpyKind k, A... a) {
+    cudaError_t e = (cudaMemcpyAsync)(dst, src, n, k, a...);
+    if (e == cudaSuccess && n) cu_count_copy(dst, n, k, 0);
+    return e;
+}
+static inline cudaError_t cu_counted_memset(void *p, int v, size_t n) {
+    cudaError_t e = (cudaMemset)(p, v, n);
+    if (e == cudaSuccess && n) cu_count_sync();
+    return e;
+}
+template <typename... A> static inline cudaError_t cu_counted_begin_capture(A... a) {
+    cudaError_t e = (cudaStreamBeginCapture)(a...);
+    if (e == cudaSuccess) cu_count_capture_begin();
+    return e;
+}
+static inline cudaError_t cu_counted_end_capture(cudaStream_t s, cudaGraph_t *g) {
+    cudaError_t e = (cudaStreamEndCapture)(s, g);
+    cu_count_capture_end(e == cudaSuccess ? *g : NULL); /* a failed capture ends too */
+    return e;
+}
+template <typename... A> static inline cudaError_t cu_counted_instantiate(cudaGraphExec_t *x, cudaGraph_t g, A... a) {
+    cudaError_t e = (cudaGraphInstantiate)(x, g, a...);
+    if (e == cudaSuccess) cu_count_instantiate(*x, g);
+    return e;
+}
+static inline cudaError_t cu_counted_graph_launch(cudaGraphExec_t x, cudaStream_t s) {
+    cudaError_t e = (cudaGraphLaunch)(x, s);
+    if (e == cudaSuccess) cu_count_graph_launch(x);
+    return e;
+}
+static inline cudaError_t cu_counted_exec_destroy(cudaGraphExec_t x) {
+    cu_count_exec_destroy(x);
+    return (cudaGraphExecDestroy)(x);
+}
+template <typename... A> static inline cublasStatus_t cu_counted_gemm_ex(A... a) {
+    cublasStatus_t s = (cublasGemmEx)(a...);
+    if (s == CUBLAS_STATUS_SUCCESS) cu_count_launch(1);
+    return s;
+}
+template <typename... A> static inline cublasStatus_t cu_counted_lt_matmul(A... a) {
+    cublasStatus_t s = (cublasLtMatmul)(a...);
+    if (s == CUBLAS_STATUS_SUCCESS) cu_count_launch(1);
+    return s;
+}
+
+#define cudaDeviceSynchronize() cu_counted_sync_call((cudaDeviceSynchronize)())
+#define cudaStreamSynchronize(s) cu_counted_sync_call((cudaStreamSynchronize)(s))
+#define cudaEventSynchronize(ev) cu_counted_sync_call((cudaEventSynchronize)(ev))
+#define cudaMalloc(...) cu_counted_malloc(__VA_ARGS__)
+#define cudaMallocHost(...) cu_counted_malloc_host(__VA_ARGS__)
+#define cudaHostAlloc(...) cu_counted_host_alloc(__VA_ARGS__)
+#define cudaFree(p) cu_counted_free(p)
+#define cudaFreeHost(p) cu_counted_free_host(p)
+#define cudaMemcpy(...) cu_counted_memcpy(__VA_ARGS__)
+#define cudaMemcpyAsync(...) cu_counted_memcpy_async(__VA_ARGS__)
+#define cudaMemset(...) cu_counted_memset(__VA_ARGS__)
+#define cudaStreamBeginCapture(...) cu_counted_begin_capture(__VA_ARGS__)
+#define cudaStreamEndCapture(s, g) cu_counted_end_capture(s, g)
+#define cudaGraphInstantiate(...) cu_counted_instantiate(__VA_ARGS__)
+#define cudaGraphLaunch(x, s) cu_counted_graph_launch(x, s)
+#define cudaGraphExecDestroy(x) cu_counted_exec_destroy(x)
+#define cublasGemmEx(...) cu_counted_gemm_ex(__VA_ARGS__)
+#define cublasLtMatmul(...) cu_counted_lt_matmul(__VA_ARGS__)
+
 #endif

@@ -24,8 +24,9 @@
  *   stream during a capture fail with the driver's error and invalidate the capture.
  * - Counters (include/simcse/cuda_counters.h): launches as issued by the host (a kernel, a
  *   library call, a graph launch: one each; captured work counts when its graph is
- *   launched, as one), host-blocking synchronisations (explicit and implicit), device
- *   allocations, bytes copied each way (counted when the copy runs, so graph replays count). */
+ *   launched, as one), kernels and library calls as they run (graph replays included),
+ *   host-blocking synchronisations (explicit and implicit), device allocations, bytes
+ *   copied each way (counted when the copy runs, so graph replays count). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +294,14 @@ static void count_issue(work_kind kind) {
 /* Under g_mu. */
 static cudaError_t submit_locked(CUstream_st *s, const char *what, work_kind kind, std::function<void()> fn,
                                  work_p extra_dep = work_p()) {
+    if (kind == WORK_LIBRARY) /* counted when it runs, so a graph replay counts its library calls */
+        fn = [inner = std::move(fn)] {
+            {
+                std::lock_guard<std::mutex> l(g_mu);
+                g_count.library_executed++;
+            }
+            inner();
+        };
     if (s->cap) {
         add_node(s, what, kind, std::move(fn));
         return cudaSuccess;
